@@ -1,0 +1,326 @@
+# cython: language_level=3
+"""Compiled twin of ``ember._capture_py``: the per-sample work of the sampler.
+
+Same interface and same results as the pure-Python twin (see its docstring for
+the shared rules). Speed comes from walking frames with the public frame C-API
+into a buffer of code-object addresses, hashing that buffer, and touching
+Python objects only when a stack is seen for the first time.
+
+Safety: every frame reference is released before the walk returns and no
+frame outlives the call; code objects of interned stacks are held so their
+addresses stay unique while the stack table refers to them. Nothing here can
+release the GIL in the middle of a walk.
+"""
+
+from cpython.ref cimport PyObject
+from libc.stdint cimport uint64_t, uintptr_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp
+from posix.time cimport clock_gettime, timespec
+from posix.types cimport clockid_t
+
+cdef extern from "Python.h":
+    ctypedef struct PyFrameObject:
+        pass
+    ctypedef struct PyCodeObject:
+        pass
+    PyFrameObject* PyFrame_GetBack(PyFrameObject* frame)
+    PyCodeObject* PyFrame_GetCode(PyFrameObject* frame)
+    int PyFrame_GetLineNumber(PyFrameObject* frame)
+    void Py_DECREF(PyObject* o)
+    void Py_INCREF(PyObject* o)
+    object PyBytes_FromStringAndSize(const char* s, Py_ssize_t n)
+    char* PyBytes_AS_STRING(object o)
+
+DEEP = ("[deep]", "", 0)
+TRUNCATED = ("[truncated]", "", 0)
+
+
+cpdef long long clock_id(long long native_id):
+    """Linux CPU clock of one thread, built from its kernel thread id."""
+    return ((~native_id) << 3) | 6
+
+
+cdef inline long long _cpu_ns(clockid_t clock) noexcept:
+    cdef timespec ts
+    if clock_gettime(clock, &ts) != 0:
+        return -1
+    return <long long>ts.tv_sec * 1000000000 + ts.tv_nsec
+
+
+def thread_cpu_ns(long long native_id):
+    """CPU time of a thread in nanoseconds, or -1 if the thread is gone."""
+    return _cpu_ns(<clockid_t>clock_id(native_id))
+
+
+cdef class _Row:
+    """Sums of one (stack, labels) pair, in C integers."""
+    cdef long long samples
+    cdef long long cpu_ns
+    cdef long long wall_ns
+
+    def aslist(self):
+        return [self.samples, self.cpu_ns, self.wall_ns]
+
+
+cdef class _Thread:
+    cdef public long long native_id
+    cdef clockid_t clock
+    cdef bint has_clock
+    cdef public object labels
+    cdef long long last_cpu
+    cdef long long last_seen
+    # The last stack this thread was sampled in, to skip lookups when it repeats.
+    cdef uint64_t last_hash
+    cdef bytes last_key
+    cdef _Row last_row
+    cdef object last_labels
+    cdef long long generation
+
+    def __cinit__(self, long long native_id, object labels):
+        self.native_id = native_id
+        self.has_clock = native_id > 0
+        self.clock = <clockid_t>clock_id(native_id) if native_id > 0 else 0
+        self.labels = labels
+        self.last_cpu = -1
+        self.last_seen = 0
+
+
+cdef class Collector:
+    """Interns stacks of sampled threads and sums their values per window."""
+
+    cdef readonly int max_stacks
+    cdef readonly int max_depth
+    cdef readonly bint lines
+    cdef public int missing
+    cdef public list frames
+    cdef public list stacks
+    cdef dict _rows            # (stack id, labels) -> _Row
+    cdef public long long truncated
+    cdef long long _generation # bumped per window: invalidates the threads' caches
+    cdef dict _threads
+    cdef dict _frame_ids
+    cdef dict _code_frames
+    cdef dict _stack_index     # hash -> stack id (open addressing on collisions)
+    cdef list _stack_keys      # per stack id: bytes of its entry buffer, or None
+    cdef list _codes
+    cdef Py_ssize_t _truncated_sid
+    cdef uintptr_t* _buf       # leaf-first entries: code address [, line], then deep flag
+    cdef Py_ssize_t _width     # entries per frame: 1, or 2 with lines
+
+    def __cinit__(self, int max_stacks, int max_depth, bint lines=False):
+        if max_stacks < 1 or max_depth < 2:
+            raise ValueError("max_stacks must be >= 1 and max_depth >= 2")
+        self.max_stacks = max_stacks
+        self.max_depth = max_depth
+        self.lines = lines
+        self._width = 2 if lines else 1
+        self._buf = <uintptr_t*>malloc((max_depth * self._width + 1) * sizeof(uintptr_t))
+        if self._buf == NULL:
+            raise MemoryError()
+        self.missing = 0
+        self._threads = {}
+        self._reset()
+
+    def __dealloc__(self):
+        free(self._buf)
+
+    cdef _reset(self):
+        self.frames = []
+        self.stacks = []
+        self._rows = {}
+        self._generation += 1
+        self.truncated = 0
+        self._frame_ids = {}
+        self._code_frames = {}
+        self._stack_index = {}
+        self._stack_keys = []
+        self._codes = []
+        self._truncated_sid = -1
+
+    # -- threads ------------------------------------------------------------------
+    def set_thread(self, ident, long long native_id, labels):
+        """Register a thread (or update its labels, keeping its clock baselines)."""
+        cdef _Thread thread = self._threads.get(ident)
+        if thread is None or thread.native_id != native_id:
+            self._threads[ident] = _Thread(native_id, labels)
+        else:
+            thread.labels = labels
+
+    def drop_thread(self, ident):
+        self._threads.pop(ident, None)
+
+    def thread_idents(self):
+        return list(self._threads)
+
+    # -- sampling -----------------------------------------------------------------
+    def collect(self, dict frames, long long now_ns, long long cycle_ns, bint cpu_mode):
+        """Sample each thread in ``frames``; return the number of samples taken."""
+        cdef int taken = 0
+        cdef int missing = 0
+        cdef _Thread thread
+        cdef long long wall, cpu, now_cpu
+        cdef _Row row
+        for ident, frame in frames.items():
+            thread = self._threads.get(ident)
+            if thread is None:
+                missing += 1
+                continue
+            wall = now_ns - thread.last_seen if thread.last_seen else cycle_ns
+            thread.last_seen = now_ns
+            cpu = 0
+            if cpu_mode:
+                if not thread.has_clock:
+                    continue
+                now_cpu = _cpu_ns(thread.clock)
+                if now_cpu < 0:
+                    continue
+                if thread.last_cpu >= 0:
+                    cpu = now_cpu - thread.last_cpu
+                else:
+                    cpu = now_cpu if now_cpu < cycle_ns else cycle_ns
+                thread.last_cpu = now_cpu
+                if cpu <= 0:
+                    continue
+            row = self._row(<PyFrameObject*>frame, thread)
+            row.samples += 1
+            row.cpu_ns += cpu
+            row.wall_ns += wall
+            taken += 1
+        self.missing = missing
+        return taken
+
+    cdef Py_ssize_t _walk(self, PyFrameObject* top, bint* deep) noexcept:
+        """Fill the buffer leaf first; return the number of frames kept."""
+        cdef PyFrameObject* f = top
+        cdef PyFrameObject* back
+        cdef PyCodeObject* code
+        cdef Py_ssize_t depth = 0
+        cdef Py_ssize_t limit = self.max_depth
+        cdef int line
+        Py_INCREF(<PyObject*>f)
+        while f != NULL and depth < limit:
+            code = PyFrame_GetCode(f)
+            # The thread's interpreter frame keeps the code alive while we hold the GIL.
+            Py_DECREF(<PyObject*>code)
+            if self.lines:
+                line = PyFrame_GetLineNumber(f)
+                self._buf[2 * depth] = <uintptr_t>code
+                self._buf[2 * depth + 1] = <uintptr_t>(line if line > 0 else 0)
+            else:
+                self._buf[depth] = <uintptr_t>code
+            depth += 1
+            back = PyFrame_GetBack(f)
+            Py_DECREF(<PyObject*>f)
+            f = back
+        deep[0] = f != NULL
+        if f != NULL:
+            Py_DECREF(<PyObject*>f)
+            depth -= 1
+        return depth
+
+    cdef _Row _row(self, PyFrameObject* top, _Thread thread):
+        """The row to add this thread's sample to."""
+        cdef bint deep = False
+        cdef Py_ssize_t depth = self._walk(top, &deep)
+        cdef Py_ssize_t n = depth * self._width
+        cdef Py_ssize_t i
+        cdef uint64_t h = 1469598103934665603ULL
+        self._buf[n] = deep
+        n += 1
+        for i in range(n):
+            h = (h ^ <uint64_t>self._buf[i]) * 1099511628211ULL
+        h ^= h >> 29
+        cdef Py_ssize_t nbytes = n * sizeof(uintptr_t)
+        if (thread.generation == self._generation and thread.last_hash == h
+                and thread.last_labels is thread.labels and thread.last_key is not None
+                and len(thread.last_key) == nbytes
+                and memcmp(<char*>thread.last_key, self._buf, nbytes) == 0):
+            return thread.last_row
+        cdef object stored
+        cdef Py_ssize_t sid = -1
+        cdef uint64_t probe = h
+        while True:
+            found = self._stack_index.get(<unsigned long long>probe)
+            if found is None:
+                break
+            stored = self._stack_keys[<Py_ssize_t>found]
+            if stored is not None and len(<bytes>stored) == nbytes and \
+                    memcmp(PyBytes_AS_STRING(stored), self._buf, nbytes) == 0:
+                sid = <Py_ssize_t>found
+                break
+            probe += 1
+        if sid < 0:
+            sid = self._new_stack_from_buffer(depth, deep, nbytes, probe)
+        key = (sid, thread.labels)
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = _Row()
+        if sid != self._truncated_sid:
+            thread.generation = self._generation
+            thread.last_hash = h
+            thread.last_key = <bytes>self._stack_keys[sid]
+            thread.last_row = row
+            thread.last_labels = thread.labels
+        return row
+
+    cdef Py_ssize_t _new_stack_from_buffer(self, Py_ssize_t depth, bint deep,
+                                           Py_ssize_t nbytes, uint64_t probe) except -1:
+        cdef Py_ssize_t i
+        if len(self.stacks) >= self.max_stacks:
+            self.truncated += 1
+            if self._truncated_sid < 0:
+                self._truncated_sid = self._new_stack((self._intern(TRUNCATED),), None)
+            return self._truncated_sid
+        cdef list ids = []
+        for i in range(depth):
+            if self.lines:
+                ids.append(self._frame_of(self._buf[2 * i], <long>self._buf[2 * i + 1], True))
+            else:
+                ids.append(self._frame_of(self._buf[i], 0, False))
+        if deep:
+            ids.append(self._intern(DEEP))
+        ids.reverse()
+        sid = self._new_stack(tuple(ids), PyBytes_FromStringAndSize(<char*>self._buf, nbytes))
+        self._stack_index[<unsigned long long>probe] = sid
+        return sid
+
+    cdef Py_ssize_t _new_stack(self, tuple stack, object key):
+        self.stacks.append(stack)
+        self._stack_keys.append(key)
+        return len(self.stacks) - 1
+
+    cdef Py_ssize_t _frame_of(self, uintptr_t address, long line, bint with_line) except -1:
+        ckey = (address, line if with_line else None)
+        fid = self._code_frames.get(ckey)
+        if fid is not None:
+            return <Py_ssize_t>fid
+        code = <object><PyObject*>address
+        self._codes.append(code)  # keeps the address unique while the key exists
+        cdef Py_ssize_t new_id = self._intern(
+            (code.co_qualname, code.co_filename, line if with_line else code.co_firstlineno))
+        self._code_frames[ckey] = new_id
+        return new_id
+
+    cdef Py_ssize_t _intern(self, tuple frame) except -1:
+        fid = self._frame_ids.get(frame)
+        if fid is None:
+            fid = self._frame_ids[frame] = len(self.frames)
+            self.frames.append(frame)
+        return <Py_ssize_t>fid
+
+    # -- windows ------------------------------------------------------------------
+    @property
+    def values(self):
+        """(stack id, labels) -> [samples, cpu_ns, wall_ns] collected so far (a copy)."""
+        return {k: (<_Row>r).aslist() for k, r in self._rows.items()}
+
+    def snapshot(self):
+        """Copies of the tables collected so far."""
+        return (list(self.frames), list(self.stacks), self.values, self.truncated)
+
+    def take(self):
+        """The tables collected so far; the collector starts a new window."""
+        out = (self.frames, self.stacks, self.values, self.truncated)
+        self._reset()
+        return out

@@ -1,0 +1,82 @@
+# cython: language_level=3
+"""Compiled twin of ``ember._folded_py``: the collapsed-stack line parser.
+
+Same rules, tables and error messages as the pure-Python twin (see its
+docstring); typed loops over the characters of each line replace the
+slicing and searching the twin does with str methods.
+"""
+
+from ember.errors import FormatError
+
+
+cdef class FoldedParser:
+    """Streaming parser: memory grows with distinct frames and stacks, not lines."""
+
+    cdef public list frames
+    cdef public list stacks
+    cdef public list counts
+    cdef public Py_ssize_t lines
+    cdef dict _frame_ids
+    cdef dict _stack_ids
+
+    def __cinit__(self):
+        self.frames = []
+        self.stacks = []
+        self.counts = []
+        self.lines = 0
+        self._frame_ids = {}
+        self._stack_ids = {}
+
+    def feed(self, lines):
+        """Parse lines; line numbers continue from earlier calls."""
+        cdef str text, count, stack, name
+        cdef Py_ssize_t cut, i, start, n
+        cdef Py_UCS4 ch
+        cdef list ids
+        cdef dict frame_ids = self._frame_ids
+        cdef dict stack_ids = self._stack_ids
+        for line in lines:
+            self.lines += 1
+            text = (<str?>line).rstrip()
+            n = len(text)
+            if n == 0:
+                continue
+            cut = n - 1
+            while cut >= 0:
+                ch = text[cut]
+                if ch == u' ' or ch == u'\t':
+                    break
+                cut -= 1
+            if cut < 0:
+                raise FormatError("expected 'frame;frame;... COUNT'", line=self.lines)
+            for i in range(cut + 1, n):
+                ch = text[i]
+                if ch < u'0' or ch > u'9':
+                    count = text[cut + 1:]
+                    raise FormatError(f"count {count!r} is not a non-negative integer",
+                                      line=self.lines)
+            count = text[cut + 1:]
+            stack = text[:cut].rstrip()
+            if len(stack) == 0:
+                raise FormatError("empty stack", line=self.lines)
+            ids = []
+            start = 0
+            n = len(stack)
+            for i in range(n + 1):
+                if i == n or stack[i] == u';':
+                    if i == start:
+                        raise FormatError("empty frame name", line=self.lines)
+                    name = stack[start:i]
+                    fid = frame_ids.get(name)
+                    if fid is None:
+                        fid = frame_ids[name] = len(self.frames)
+                        self.frames.append(name)
+                    ids.append(fid)
+                    start = i + 1
+            key = tuple(ids)
+            sid = stack_ids.get(key)
+            if sid is None:
+                sid = stack_ids[key] = len(self.stacks)
+                self.stacks.append(key)
+                self.counts.append(0)
+            self.counts[<Py_ssize_t>sid] += int(count)

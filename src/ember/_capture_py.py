@@ -1,0 +1,216 @@
+"""Pure-Python twin of ``ext/_capture.pyx``: per-sample work of the sampler.
+
+The :class:`Collector` turns the frames of the sampled threads into interned
+stacks and sums ``[samples, cpu_ns, wall_ns]`` per ``(stack id, labels)``. Both
+implementations must produce identical tables for identical inputs: same
+frame and stack ids in the same order, same values, same counters.
+
+Rules shared by both twins:
+- frames are interned by value ``(qualname, filename, line)`` where ``line`` is
+  the code's first line, or the executing line when ``lines`` is on;
+- a stack is walked leaf to root and interned root first; a stack deeper than
+  ``max_depth`` keeps its ``max_depth - 1`` leaf-most frames under one
+  ``[deep]`` root frame, frames interned leaf to root, ``[deep]`` last;
+- when ``max_stacks`` distinct stacks exist, new stacks count into one
+  ``[truncated]`` stack (``truncated`` counts those samples);
+- a thread's CPU time comes from its kernel thread id's CPU clock; a thread
+  seen for the first time is credited at most ``cycle_ns`` of CPU;
+- in cpu mode a thread is sampled only if its CPU clock advanced; in wall mode
+  every thread is sampled and its CPU clock is not read (``cpu_ns`` stays 0);
+- ``wall_ns`` is the time since the thread was last visited (``cycle_ns``
+  on the first visit).
+"""
+
+from __future__ import annotations
+
+import time
+from types import CodeType, FrameType
+from typing import Any
+
+DEEP = ("[deep]", "", 0)
+TRUNCATED = ("[truncated]", "", 0)
+
+
+def clock_id(native_id: int) -> int:
+    """Linux CPU clock of one thread, built from its kernel thread id.
+
+    Unlike ``pthread_getcpuclockid`` this cannot touch freed memory: for a
+    thread that has exited, ``clock_gettime`` fails cleanly with EINVAL.
+    """
+    return ((~native_id) << 3) | 6
+
+
+def thread_cpu_ns(native_id: int) -> int:
+    """CPU time of a thread in nanoseconds, or -1 if the thread is gone."""
+    try:
+        return time.clock_gettime_ns(clock_id(native_id))
+    except OSError:
+        return -1
+
+
+class _Thread:
+    __slots__ = ("clock", "labels", "last_cpu", "last_seen", "native_id")
+
+    def __init__(self, native_id: int, labels: Any) -> None:
+        self.native_id = native_id
+        self.clock = clock_id(native_id) if native_id > 0 else 0
+        self.labels = labels
+        self.last_cpu = -1
+        self.last_seen = 0
+
+
+class Collector:
+    """Interns stacks of sampled threads and sums their values per window."""
+
+    def __init__(self, max_stacks: int, max_depth: int, lines: bool = False) -> None:
+        if max_stacks < 1 or max_depth < 2:
+            raise ValueError("max_stacks must be >= 1 and max_depth >= 2")
+        self.max_stacks = max_stacks
+        self.max_depth = max_depth
+        self.lines = lines
+        self.missing = 0
+        self._threads: dict[int, _Thread] = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.frames: list[tuple[str, str, int]] = []
+        self.stacks: list[tuple[int, ...]] = []
+        self.values: dict[tuple[int, Any], list[int]] = {}
+        self.truncated = 0
+        self._frame_ids: dict[tuple[str, str, int], int] = {}
+        self._code_frames: dict[Any, int] = {}
+        self._stack_ids: dict[tuple[Any, ...], int] = {}
+        self._codes: list[CodeType] = []
+        self._truncated_sid = -1
+
+    # -- threads ------------------------------------------------------------------
+    def set_thread(self, ident: int, native_id: int, labels: Any) -> None:
+        """Register a thread (or update its labels, keeping its clock baselines)."""
+        thread = self._threads.get(ident)
+        if thread is None or thread.native_id != native_id:
+            self._threads[ident] = _Thread(native_id, labels)
+        else:
+            thread.labels = labels
+
+    def drop_thread(self, ident: int) -> None:
+        self._threads.pop(ident, None)
+
+    def thread_idents(self) -> list[int]:
+        return list(self._threads)
+
+    # -- sampling -----------------------------------------------------------------
+    def collect(
+        self, frames: dict[int, FrameType], now_ns: int, cycle_ns: int, cpu_mode: bool
+    ) -> int:
+        """Sample each thread in ``frames``; return the number of samples taken.
+
+        Threads not registered with :meth:`set_thread` are skipped and counted
+        in ``missing``.
+        """
+        taken = 0
+        missing = 0
+        threads = self._threads
+        for ident, frame in frames.items():
+            thread = threads.get(ident)
+            if thread is None:
+                missing += 1
+                continue
+            wall = now_ns - thread.last_seen if thread.last_seen else cycle_ns
+            thread.last_seen = now_ns
+            cpu = 0
+            if cpu_mode:
+                if not thread.clock:
+                    continue
+                try:
+                    now_cpu = time.clock_gettime_ns(thread.clock)
+                except OSError:
+                    continue
+                cpu = now_cpu - thread.last_cpu if thread.last_cpu >= 0 else min(now_cpu, cycle_ns)
+                thread.last_cpu = now_cpu
+                if cpu <= 0:
+                    continue
+            key = (self._stack_id(frame), thread.labels)
+            values = self.values.get(key)
+            if values is None:
+                self.values[key] = [1, cpu, wall]
+            else:
+                values[0] += 1
+                values[1] += cpu
+                values[2] += wall
+            taken += 1
+        self.missing = missing
+        return taken
+
+    def _stack_id(self, frame: FrameType) -> int:
+        entries: list[Any] = []
+        f: FrameType | None = frame
+        depth = 0
+        limit = self.max_depth
+        if self.lines:
+            while f is not None and depth < limit:
+                entries.append((f.f_code, f.f_lineno))
+                f = f.f_back
+                depth += 1
+        else:
+            while f is not None and depth < limit:
+                entries.append(f.f_code)
+                f = f.f_back
+                depth += 1
+        deep = f is not None
+        if deep:
+            entries.pop()
+        key: tuple[Any, ...]
+        if self.lines:
+            key = (*((id(c), ln or 0) for c, ln in entries), deep)
+        else:
+            key = (*map(id, entries), deep)
+        sid = self._stack_ids.get(key)
+        if sid is not None:
+            return sid
+        if len(self.stacks) >= self.max_stacks:
+            self.truncated += 1
+            if self._truncated_sid < 0:
+                self._truncated_sid = self._new_stack((self._intern(TRUNCATED),))
+            return self._truncated_sid
+        ids = [self._frame_of(e) for e in entries]
+        if deep:
+            ids.append(self._intern(DEEP))
+        sid = self._new_stack(tuple(reversed(ids)))
+        self._stack_ids[key] = sid
+        return sid
+
+    def _new_stack(self, stack: tuple[int, ...]) -> int:
+        self.stacks.append(stack)
+        return len(self.stacks) - 1
+
+    def _frame_of(self, entry: Any) -> int:
+        code, line = entry if self.lines else (entry, None)
+        ckey = (id(code), line)
+        fid = self._code_frames.get(ckey)
+        if fid is None:
+            self._codes.append(code)  # keeps id(code) unique while the key exists
+            fid = self._intern((code.co_qualname, code.co_filename,
+                                code.co_firstlineno if line is None else (line or 0)))
+            self._code_frames[ckey] = fid
+        return fid
+
+    def _intern(self, frame: tuple[str, str, int]) -> int:
+        fid = self._frame_ids.get(frame)
+        if fid is None:
+            fid = self._frame_ids[frame] = len(self.frames)
+            self.frames.append(frame)
+        return fid
+
+    # -- windows ------------------------------------------------------------------
+    def snapshot(self) -> tuple[list[tuple[str, str, int]], list[tuple[int, ...]],
+                                dict[tuple[int, Any], list[int]], int]:
+        """Copies of the tables collected so far."""
+        return (list(self.frames), list(self.stacks),
+                {k: list(v) for k, v in self.values.items()}, self.truncated)
+
+    def take(self) -> tuple[list[tuple[str, str, int]], list[tuple[int, ...]],
+                            dict[tuple[int, Any], list[int]], int]:
+        """The tables collected so far; the collector starts a new window."""
+        out = (self.frames, self.stacks, self.values, self.truncated)
+        self._reset()
+        return out

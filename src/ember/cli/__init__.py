@@ -1,0 +1,1 @@
+"""The ``ember`` command line: one module per verb, each a :class:`Command`."""

@@ -1,0 +1,44 @@
+"""Entry point of the ``ember`` command: argument parsing and error reporting."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from ember.cli.command import Command
+from ember.cli.record import Record
+from ember.errors import EmberError
+
+COMMANDS: list[type[Command]] = [Record]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ember", description="Always-on profiler for Python web services.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB",
+                                  parser_class=_Parser)
+    for cls in COMMANDS:
+        command = cls()
+        sub = verbs.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(handler=command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler.run(args)
+    except EmberError as exc:
+        print(f"ember {args.verb}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return code

@@ -1,0 +1,108 @@
+"""``ember record``: run a Python program under the in-process sampler."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import ember
+from ember import formats
+from ember.cli.command import Command
+from ember.config import MODES, Config
+from ember.errors import EmberError, FormatError
+
+_PYTHON = re.compile(r"^python[0-9.]*(\.exe)?$")
+# Interpreter options that take a value as the next argument.
+_OPTIONS_WITH_VALUE = {"-X", "-W", "--check-hash-based-pycs"}
+
+
+class Record(Command):
+    name = "record"
+    help = "Run a Python program under the sampler and write its profile."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("-o", "--output", required=True,
+                            help="output file; the format comes from the extension (.txt)")
+        parser.add_argument("--rate", type=float, help="samples per second (default 100)")
+        parser.add_argument("--mode", choices=MODES, help="cpu (default) or wall")
+        parser.add_argument("--duration", type=float,
+                            help="stop recording after this many seconds (the program goes on)")
+        parser.add_argument("command", nargs=argparse.REMAINDER,
+                            help="-- python SCRIPT [ARGS] | -- python -m MODULE [ARGS]")
+
+    def run(self, args: argparse.Namespace) -> int:
+        command = list(args.command)
+        if command[:1] == ["--"]:
+            command = command[1:]
+        interpreter, options, target = split_python_command(command)
+        formats.for_path(args.output)  # refuse an unknown extension before running anything
+        Config.from_env(rate=args.rate, mode=args.mode)  # and invalid settings
+        if args.duration is not None and args.duration <= 0:
+            raise EmberError(f"--duration={args.duration}: expected seconds > 0")
+
+        env = dict(os.environ)
+        env["EMBER_RECORD_OUTPUT"] = os.path.abspath(args.output)
+        for key, value in (("RATE", args.rate), ("MODE", args.mode),
+                           ("DURATION", args.duration)):
+            if value is not None:
+                env["EMBER_RECORD_" + key] = str(value)
+        # Let an interpreter other than ours import ember, after its own packages.
+        package_root = os.path.dirname(os.path.dirname(ember.__file__))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), package_root) if p)
+
+        child_argv = [interpreter, *options, "-m", "ember.cli.bootstrap", *target]
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child gets Ctrl-C
+        try:
+            try:
+                child = subprocess.Popen(child_argv, env=env)
+            except OSError as exc:
+                raise EmberError(f"cannot run {interpreter}: {exc.strerror or exc}") from None
+            code = child.wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        report(args.output)
+        return code if code >= 0 else 128 - code
+
+
+def split_python_command(command: list[str]) -> tuple[str, list[str], list[str]]:
+    """Split ``python [OPTIONS] (SCRIPT|-m MOD|-c CODE) [ARGS]`` into its parts."""
+    if not command:
+        raise EmberError("no program given: use 'ember record -o OUT -- python SCRIPT [ARGS]'")
+    interpreter, rest = command[0], command[1:]
+    if interpreter.endswith(".py"):
+        interpreter, rest = sys.executable, command
+    elif not _PYTHON.match(os.path.basename(interpreter)):
+        raise EmberError(f"{interpreter!r} is not a Python interpreter: 'ember record' runs "
+                         "'-- python SCRIPT [ARGS]'")
+    options: list[str] = []
+    while rest and rest[0].startswith("-") and rest[0] not in ("-m", "-c", "-"):
+        options.append(rest.pop(0))
+        if options[-1] in _OPTIONS_WITH_VALUE and rest:
+            options.append(rest.pop(0))
+    if not rest or (rest[0] in ("-m", "-c") and len(rest) < 2):
+        raise EmberError("no script given: use '-- python SCRIPT [ARGS]' or '-- python -m MODULE'")
+    if rest[0] == "-":
+        raise EmberError("reading the program from standard input is not supported")
+    if rest[0] not in ("-m", "-c") and not os.path.isfile(rest[0]):
+        raise EmberError(f"cannot open {rest[0]!r}: no such file")
+    return interpreter, options, rest
+
+
+def report(output: str) -> None:
+    """One line on stderr about what was written."""
+    if os.path.exists(output) and os.path.getsize(output) == 0:
+        print(f"ember record: wrote 0 samples to {output}", file=sys.stderr)
+        return
+    try:
+        profile = formats.load(output)
+    except FormatError:
+        print(f"ember record: no profile written to {output} (the program left before "
+              "ember could write it, or took no sample)", file=sys.stderr)
+        return
+    total = profile.totals()
+    print(f"ember record: wrote {total.samples} samples ({len(profile.stacks)} stacks) "
+          f"to {output}", file=sys.stderr)

@@ -1,0 +1,76 @@
+"""Profile formats: each module reads into and writes from :class:`ember.Profile`.
+
+No format converts directly into another; everything goes through ``Profile``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import IO, Protocol
+
+from ember.errors import FormatError
+from ember.formats import collapsed
+from ember.profile import Profile
+
+
+class Format(Protocol):
+    NAME: str
+    EXTENSIONS: tuple[str, ...]
+
+    def sniff(self, head: bytes) -> bool: ...
+    def read(self, stream: IO[bytes], path: str) -> Profile: ...
+    def write(self, profile: Profile, stream: IO[bytes]) -> None: ...
+
+
+FORMATS: dict[str, Format] = {collapsed.NAME: collapsed}  # type: ignore[dict-item]
+
+
+def by_name(name: str) -> Format:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise FormatError(f"unknown format {name!r}; known: {', '.join(sorted(FORMATS))}") from None
+
+
+def for_path(path: str) -> Format:
+    """The format an output path asks for by its extension."""
+    lower = os.fspath(path).lower()
+    for fmt in FORMATS.values():
+        if lower.endswith(fmt.EXTENSIONS):
+            return fmt
+    known = ", ".join(e for f in FORMATS.values() for e in f.EXTENSIONS)
+    raise FormatError(f"cannot tell the output format from the extension (known: {known})",
+                      path=str(path))
+
+
+def detect(head: bytes, path: str) -> Format:
+    """The format of an input, from its first bytes."""
+    for fmt in FORMATS.values():
+        if fmt.sniff(head):
+            return fmt
+    if not head:
+        raise FormatError("empty file", path=path)
+    raise FormatError("not a profile in any supported format", path=path)
+
+
+def load(path: str | os.PathLike[str]) -> Profile:
+    """Read a profile file of any supported format (detected from content)."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as stream:
+            fmt = detect(stream.read(4096), name)
+            stream.seek(0)
+            return fmt.read(stream, name)
+    except OSError as exc:
+        raise FormatError(exc.strerror or str(exc), path=name) from None
+
+
+def dump(profile: Profile, path: str | os.PathLike[str], format: str | None = None) -> None:
+    """Write a profile; the format comes from ``format`` or the path's extension."""
+    name = os.fspath(path)
+    fmt = by_name(format) if format else for_path(name)
+    try:
+        with open(name, "wb") as stream:
+            fmt.write(profile, stream)
+    except OSError as exc:
+        raise FormatError(exc.strerror or str(exc), path=name) from None

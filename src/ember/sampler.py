@@ -1,0 +1,326 @@
+"""The sampling engine: a daemon thread that samples every other thread.
+
+Each cycle takes ``sys._current_frames()``, hands the frames to the collector
+(Cython or its pure-Python twin) and sleeps a randomised interval. Every
+``window`` seconds the collected tables are sealed into a :class:`Window` kept
+in a bounded in-memory ring. The sampler measures its own CPU time and
+stretches its interval to stay within its budget, never beyond
+``max_interval``. Nothing that goes wrong inside it reaches the application:
+errors are counted and logged once.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import dataclasses
+import logging
+import os
+import random
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ember import _impl
+from ember.config import Config
+from ember.errors import ProfilerStateError
+from ember.gcstats import GcMonitor
+from ember.profile import Labels, Metadata, Profile, merge
+
+log = logging.getLogger("ember")
+
+THREAD_REFRESH_NS = 1_000_000_000
+"""How often thread names and the list of live threads are re-read."""
+MAX_CONSECUTIVE_ERRORS = 100
+"""After this many failing cycles in a row the sampler stops itself."""
+COST_SMOOTHING = 0.1
+"""Weight of the newest cycle in the moving average of the cycle cost."""
+
+_live_samplers: weakref.WeakSet[Sampler] = weakref.WeakSet()
+_sampler_idents: set[int] = set()  # every sampler thread skips all of these
+
+
+@dataclasses.dataclass
+class Window:
+    """Raw tables of one sealed window; converted to a Profile only when read."""
+
+    meta: Metadata
+    frames: list[tuple[str, str, int]]
+    stacks: list[tuple[int, ...]]
+    values: dict[tuple[int, Labels], list[int]]
+
+    def profile(self) -> Profile:
+        return Profile.from_tables(self.frames, self.stacks, self.values,
+                                   dataclasses.replace(self.meta))
+
+
+def thread_labels(thread: threading.Thread) -> Labels:
+    return (("thread", thread.name),)
+
+
+class Sampler:
+    """Samples the stacks of this process's threads; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        clock: Callable[[], int] = time.monotonic_ns,
+        rng: random.Random | None = None,
+        implementation: str | None = None,
+        **settings: Any,
+    ) -> None:
+        if config is not None and settings:
+            raise TypeError("pass either a Config or keyword settings, not both")
+        self.config = config if config is not None else Config.from_env(**settings)
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()
+        self._capture = _impl.modules(implementation)[0]
+        self.implementation = "python" if self._capture.__name__.endswith("_py") else "cython"
+        self._thread: threading.Thread | None = None
+        self._stop_event = threading.Event()
+        self._gc = GcMonitor()
+        self._reset_state()
+        _live_samplers.add(self)
+
+    def _reset_state(self) -> None:
+        cfg = self.config
+        self._lock = threading.Lock()
+        self._collector = self._capture.Collector(cfg.max_stacks, cfg.max_depth, cfg.lines)
+        self._windows: collections.deque[Window] = collections.deque(maxlen=cfg.max_windows)
+        self._interval_ns = int(cfg.interval * 1e9)
+        self._cost_ns = 0.0
+        self._last_cycle = 0
+        self._next_refresh = 0
+        self._window_start = self._clock()
+        self._window_start_unix = time.time()
+        self._started_ns = self._window_start
+        self._started_cpu = time.process_time_ns()
+        self._own_cpu_ns = 0
+        self._samples = 0
+        self._cycles = 0
+        self._errors = 0
+        self._consecutive_errors = 0
+        self._truncated = 0
+        self._native_id = 0
+        self._gc.take()
+
+    # -- control ------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> Sampler:
+        """Start the sampling thread. Starting a running sampler is an error."""
+        if self.running:
+            raise ProfilerStateError("sampler is already running")
+        self._reset_state()
+        self._stop_event = threading.Event()
+        self._gc.install()
+        self._thread = threading.Thread(target=self._run, name="ember-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> Profile:
+        """Stop sampling, seal the last window and return the whole profile."""
+        thread = self._thread
+        self._stop_event.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        self._thread = None
+        self._gc.uninstall()
+        with self._lock:
+            self._seal(self._clock())
+        return self.profile()
+
+    # -- the sampling thread ------------------------------------------------------
+    def _run(self) -> None:
+        ident = threading.get_ident()
+        _sampler_idents.add(ident)
+        self._native_id = threading.get_native_id()
+        deadline = self._clock()
+        try:
+            while True:
+                # Deadlines, not sleeps: waiting for the GIL after waking must not
+                # lower the rate. Far behind (a long pause): start afresh, no burst.
+                deadline += self._next_interval_ns()
+                now = self._clock()
+                if deadline < now - self._interval_ns:
+                    deadline = now
+                if self._stop_event.wait(max(deadline - now, 0) / 1e9) or sys.is_finalizing():
+                    break
+                before = time.thread_time_ns()
+                try:
+                    self.sample_once()
+                    self._consecutive_errors = 0
+                except Exception:
+                    self._on_error()
+                    if self._consecutive_errors >= MAX_CONSECUTIVE_ERRORS:
+                        log.error("ember: sampler stopped after %d failing cycles in a row",
+                                  self._consecutive_errors)
+                        break
+                cost = time.thread_time_ns() - before
+                self._own_cpu_ns += cost
+                self._cost_ns += COST_SMOOTHING * (cost - self._cost_ns)
+        finally:
+            _sampler_idents.discard(ident)
+
+    def _on_error(self) -> None:
+        self._errors += 1
+        self._consecutive_errors += 1
+        if self._errors == 1:
+            log.exception("ember: error inside the sampler (counted, logged once)")
+
+    def _next_interval_ns(self) -> int:
+        """The budget-adjusted mean interval, randomised by +-50% against aliasing."""
+        cfg = self.config
+        base = cfg.interval * 1e9
+        mean = base
+        if cfg.budget > 0 and self._cost_ns > 0:
+            mean = min(max(base, self._cost_ns / cfg.budget), cfg.max_interval * 1e9)
+        self._interval_ns = int(mean)
+        return int(mean * self._rng.uniform(0.5, 1.5))
+
+    def sample_once(self) -> int:
+        """Run one sampling cycle now (the thread calls this; tests may too)."""
+        now = self._clock()
+        cycle_ns = now - self._last_cycle if self._last_cycle else self._interval_ns
+        self._last_cycle = now
+        frames = sys._current_frames()
+        for ident in _sampler_idents:
+            frames.pop(ident, None)
+        frames.pop(threading.get_ident(), None)
+        cpu_mode = self.config.mode == "cpu"
+        with self._lock:
+            collector = self._collector
+            if now >= self._next_refresh:
+                self._refresh_threads(frames)
+            if len(frames) > self.config.max_threads:
+                keys = self._rng.sample(list(frames), self.config.max_threads)
+                frames = {k: frames[k] for k in keys}
+            taken: int = collector.collect(frames, now, cycle_ns, cpu_mode)
+            if collector.missing:  # threads born since the last refresh
+                new = self._refresh_threads(sys._current_frames())
+                taken += collector.collect({k: frames[k] for k in new if k in frames},
+                                           now, cycle_ns, cpu_mode)
+            self._samples += taken
+            self._cycles += 1
+            if self.config.window and now - self._window_start >= self.config.window * 1e9:
+                self._seal(now)
+        return taken
+
+    def _refresh_threads(self, frames: dict[int, Any]) -> set[int]:
+        """Register every thread in ``frames``, forget those gone; return the new ones."""
+        collector = self._collector
+        known = {t.ident: t for t in threading.enumerate()}
+        registered = set(collector.thread_idents())
+        for ident in frames:
+            thread = known.get(ident)
+            if thread is not None:
+                collector.set_thread(ident, thread.native_id or 0, thread_labels(thread))
+            elif ident not in _sampler_idents:  # unknown to threading: no CPU clock
+                collector.set_thread(ident, 0, (("thread", f"thread-{ident}"),))
+        for ident in registered - frames.keys():
+            collector.drop_thread(ident)
+        self._next_refresh = self._clock() + THREAD_REFRESH_NS
+        return frames.keys() - registered
+
+    def _seal(self, now: int) -> None:
+        """Move the current tables into a sealed window. Caller holds the lock."""
+        frames, stacks, values, truncated = self._collector.take()
+        meta = self._window_meta(now, truncated)
+        self._window_start = now
+        self._window_start_unix = time.time()
+        self._truncated += truncated
+        if values or meta.gc:
+            self._windows.append(Window(meta, frames, stacks, values))
+
+    def _window_meta(self, now: int, truncated: int) -> Metadata:
+        cfg = self.config
+        return Metadata(
+            start=self._window_start_unix,
+            duration=(now - self._window_start) / 1e9,
+            period=cfg.interval,
+            mode=cfg.mode,
+            pids=(os.getpid(),),
+            host=cfg.host,
+            service=cfg.service,
+            version=cfg.version,
+            gc=self._gc.take(),
+            truncated=truncated,
+        )
+
+    # -- reading ------------------------------------------------------------------
+    def windows(self) -> list[Window]:
+        """The sealed windows still held (oldest first)."""
+        with self._lock:
+            return list(self._windows)
+
+    def profile(self) -> Profile:
+        """Everything held: the sealed windows merged with the open one."""
+        with self._lock:
+            windows = list(self._windows)
+            frames, stacks, values, truncated = self._collector.snapshot()
+            now = self._clock()
+            current = Profile.from_tables(frames, stacks, values,
+                                          self._window_meta(now, truncated))
+        return merge([w.profile() for w in windows] + [current])
+
+    def stats(self) -> dict[str, Any]:
+        """Health of the sampler: counters, interval and measured overhead."""
+        elapsed = max(self._clock() - self._started_ns, 1)
+        process_cpu = max(time.process_time_ns() - self._started_cpu, 1)
+        return {
+            "running": self.running,
+            "implementation": self.implementation,
+            "mode": self.config.mode,
+            "samples": self._samples,
+            "cycles": self._cycles,
+            "errors": self._errors,
+            "interval": self._interval_ns / 1e9,
+            "cycle_cost": self._cost_ns / 1e9,
+            "sampler_cpu": self._own_cpu_ns / 1e9,
+            "overhead_ratio": self._own_cpu_ns / elapsed,
+            "process_cpu_share": self._own_cpu_ns / process_cpu,
+            "truncated": self._truncated + self._collector.truncated,
+            "threads": len(self._collector.thread_idents()),
+            "windows": len(self._windows),
+            "native_id": self._native_id,
+        }
+
+    # -- process events -----------------------------------------------------------
+    def _after_fork_in_child(self) -> None:
+        was_running = self._thread is not None and not self._stop_event.is_set()
+        self._thread = None
+        self._stop_event = threading.Event()
+        self._reset_state()
+        if was_running:
+            self.start()
+
+
+def _after_fork_in_child() -> None:
+    _sampler_idents.clear()
+    for sampler in list(_live_samplers):
+        try:
+            sampler._after_fork_in_child()
+        except Exception:
+            log.exception("ember: could not restart the sampler after fork")
+
+
+def _stop_all_at_exit() -> None:
+    for sampler in list(_live_samplers):
+        if sampler.running:
+            sampler._stop_event.set()
+            if sampler._thread is not None:
+                sampler._thread.join(timeout=1.0)
+
+
+def running_samplers() -> Iterable[Sampler]:
+    return [s for s in list(_live_samplers) if s.running]
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_stop_all_at_exit)

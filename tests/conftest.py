@@ -1,0 +1,51 @@
+"""Shared fixtures: both implementations, and no profiler left running."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+
+from ember import _impl
+from ember.sampler import running_samplers
+
+IMPLEMENTATIONS = ("cython", "python")
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def implementation(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs once per implementation."""
+    return str(request.param)
+
+
+@pytest.fixture
+def capture(implementation: str) -> ModuleType:
+    return _impl.modules(implementation)[0]
+
+
+@pytest.fixture
+def folded(implementation: str) -> ModuleType:
+    return _impl.modules(implementation)[1]
+
+
+@pytest.fixture(autouse=True)
+def no_sampler_left_running() -> Iterator[None]:
+    yield
+    left = list(running_samplers())
+    for sampler in left:
+        sampler.stop()
+    assert not left, f"a test left {len(left)} sampler(s) running"
+
+
+@pytest.fixture
+def python_env() -> dict[str, str]:
+    """Environment for child Python processes, keeping this run's implementation."""
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+PYTHON = sys.executable
