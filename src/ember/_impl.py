@@ -19,7 +19,7 @@ def _choose() -> tuple[str, ModuleType, ModuleType]:
 
         return "python", _capture_py, _folded_py
     try:
-        from ember import _capture, _folded  # type: ignore[attr-defined]
+        from ember import _capture, _folded
     except ImportError as exc:
         from ember import _capture_py, _folded_py
 
@@ -40,7 +40,7 @@ def modules(name: str | None = None) -> tuple[ModuleType, ModuleType]:
 
         return _capture_py, _folded_py
     if name == "cython":
-        from ember import _capture, _folded  # type: ignore[attr-defined]
+        from ember import _capture, _folded
 
         return _capture, _folded
     raise ValueError(f"implementation must be 'cython' or 'python', not {name!r}")

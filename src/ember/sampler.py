@@ -190,6 +190,8 @@ class Sampler:
         cycle_ns = now - self._last_cycle if self._last_cycle else self._interval_ns
         self._last_cycle = now
         frames = sys._current_frames()
+        if self._stop_event.is_set():  # stop() may be on a sampled stack: record none of it
+            return 0
         for ident in _sampler_idents:
             frames.pop(ident, None)
         frames.pop(threading.get_ident(), None)

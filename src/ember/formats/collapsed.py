@@ -20,7 +20,9 @@ from ember.profile import Frame, Profile
 NAME = "collapsed"
 EXTENSIONS = (".txt", ".folded", ".collapsed")
 
-_FRAME = re.compile(r"^(.*) \((.*):(\d+)\)$", re.DOTALL)
+# Qualified names hold no " (" but file paths may: split at the first one.
+_FRAME = re.compile(r"^(.*?) \((.*):(\d+)\)$", re.DOTALL)
+_FIRST_LINE = re.compile(r"^[^\n]*[^\s;][ \t]+\d+[ \t]*\r?$", re.MULTILINE)
 
 
 def parse_frame(text: str) -> Frame:
@@ -32,16 +34,12 @@ def parse_frame(text: str) -> Frame:
 
 
 def sniff(head: bytes) -> bool:
+    """Collapsed if the first non-blank line is text ending in a space and a count."""
     if not head or b"\0" in head:
         return False
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # not just a character cut at the 4 KiB boundary
-            return False
-        text = head[: exc.start].decode("utf-8")
-    lines = [ln for ln in text.splitlines()[:5] if ln.strip()]
-    return bool(lines) and all(re.search(r"[ \t]\d+\s*$", ln) for ln in lines[:-1] or lines)
+    text = head.decode("utf-8", errors="replace").lstrip()
+    first = text.split("\n", 1)[0]
+    return "\ufffd" not in first and _FIRST_LINE.match(first) is not None
 
 
 def _decoded_lines(stream: IO[bytes], path: str) -> Iterator[str]:

@@ -1,0 +1,124 @@
+"""``ember record`` end to end: real child processes, real files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import ember
+from ember import Frame
+
+WORKLOAD = textwrap.dedent("""
+    import sys, time
+
+    def spin(seconds):
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    def main():
+        spin(float(sys.argv[1]))
+        sys.exit(int(sys.argv[2]))
+
+    main()
+""")
+
+
+def ember_cli(*args: str, env: dict[str, str] | None = None,
+              timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ember", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Path:
+    path = tmp_path / "work.py"
+    path.write_text(WORKLOAD)
+    return path
+
+
+def test_records_a_script_and_passes_its_exit_code(
+        tmp_path: Path, script: Path, python_env: dict[str, str]) -> None:
+    out = tmp_path / "out.txt"
+    result = ember_cli("record", "-o", str(out), "--rate", "200", "--",
+                       sys.executable, str(script), "0.6", "3", env=python_env)
+    assert result.returncode == 3, result.stderr
+    assert "wrote" in result.stderr and "samples" in result.stderr
+    profile = ember.load(out)
+    spin = Frame("spin", str(script), 4)
+    stats = {s.frame: s for s in profile.top_functions(by="total")}
+    assert spin in stats
+    # Nearly all CPU of the program is in spin(); the root is the script, not ember.
+    assert stats[spin].total_value >= 0.8 * profile.totals().samples
+    roots = {profile.frames[profile.stacks[sid][0]] for sid, _ in profile.values}
+    assert roots == {Frame("<module>", str(script), 1)}
+    assert not any("ember" in f.file for f in profile.frames)
+
+
+def test_records_a_module_and_code(tmp_path: Path, script: Path,
+                                  python_env: dict[str, str]) -> None:
+    env = dict(python_env, PYTHONPATH=str(script.parent))
+    out = tmp_path / "mod.txt"
+    result = ember_cli("record", "-o", str(out), "--", "python", "-m", "work", "0.3", "0",
+                       env=env)
+    assert result.returncode == 0, result.stderr
+    assert any(f.name == "spin" for f in ember.load(out).frames)
+
+    out = tmp_path / "code.txt"
+    code = ("import time\ndef burn():\n  e = time.thread_time() + 0.3\n"
+            "  while time.thread_time() < e: pass\nburn()")
+    result = ember_cli("record", "-o", str(out), "--mode", "wall", "--", sys.executable,
+                       "-c", code, env=python_env)
+    assert result.returncode == 0, result.stderr
+    assert any(f.name == "burn" and f.file == "<string>" for f in ember.load(out).frames)
+
+
+def test_duration_stops_recording_while_the_program_goes_on(
+        tmp_path: Path, script: Path, python_env: dict[str, str]) -> None:
+    out = tmp_path / "short.txt"
+    result = ember_cli("record", "-o", str(out), "--duration", "0.3", "--rate", "100", "--",
+                       sys.executable, str(script), "1.2", "0", env=python_env)
+    assert result.returncode == 0, result.stderr
+    samples = ember.load(out).totals().samples
+    assert 5 <= samples <= 60  # ~30 expected in 0.3 s, far from the ~120 of the whole run
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["record", "-o", "x.svg", "--", "python", "-c", "1"], "extension"),
+    (["record", "-o", "x.txt"], "no program given"),
+    (["record", "-o", "x.txt", "--rate", "-5", "--", "python", "-c", "1"], "rate"),
+    (["record", "-o", "x.txt", "--duration", "0", "--", "python", "-c", "1"], "duration"),
+    (["record", "-o", "x.txt", "--", "ls", "-l"], "not a Python interpreter"),
+    (["record", "-o", "x.txt", "--", "python", "missing_script.py"], "cannot open"),
+    (["record", "-o", "x.txt", "--mode", "bogus", "--", "python", "-c", "1"], "invalid choice"),
+    (["record", "--", "python", "-c", "1"], "required"),
+    (["nosuchverb"], "invalid choice"),
+])
+def test_user_errors_are_one_line_and_exit_2(
+        tmp_path: Path, args: list[str], message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "ember", *args], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_help_lists_verbs() -> None:
+    result = ember_cli("--help")
+    assert result.returncode == 0
+    assert "record" in result.stdout
+    result = ember_cli("record", "--help")
+    assert result.returncode == 0 and "--duration" in result.stdout
+
+
+def test_console_script_is_installed() -> None:
+    ember_bin = Path(sys.executable).parent / "ember"
+    result = subprocess.run([str(ember_bin), "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and "record" in result.stdout

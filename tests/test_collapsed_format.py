@@ -1,0 +1,100 @@
+"""Collapsed stacks: writing, reading back, format detection and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+
+import ember
+from ember import FormatError, Frame, Profile, make_labels
+from ember.formats import collapsed
+
+AWKWARD = [
+    Frame("<module>", "/srv/app main.py", 1),
+    Frame("Ωmega.<locals>.<lambda>", "/srv/ünïcode/mod.py", 42),
+    Frame("Klass.method", "C:\\odd (dir)\\x.py", 7),
+    Frame("<script>alert('x & \"y\"')</script>", "<string>", 3),
+    Frame("bare-native-frame"),
+]
+
+
+def test_round_trip_keeps_stacks_and_sample_counts(tmp_path: Path) -> None:
+    p = Profile()
+    p.add(AWKWARD[:3], samples=5, cpu_ns=99, labels=make_labels({"thread": "t1"}))
+    p.add(AWKWARD[:3], samples=2, labels=make_labels({"thread": "t2"}))  # labels summed away
+    p.add([AWKWARD[0], AWKWARD[3], AWKWARD[4]], samples=1)
+    p.add([AWKWARD[0]] + [AWKWARD[1]] * 500, samples=3)  # very deep
+    path = tmp_path / "p.txt"
+    ember.dump(p, path)
+    back = ember.load(path)
+    expected = {stack: v for stack, v in (
+        (tuple(AWKWARD[:3]), 7), ((AWKWARD[0], AWKWARD[3], AWKWARD[4]), 1),
+        (tuple([AWKWARD[0]] + [AWKWARD[1]] * 500), 3))}
+    assert {s: v[0] for (s, _), v in back.canonical().items()} == expected
+
+
+def test_written_lines_are_sorted_and_root_first(tmp_path: Path) -> None:
+    p = Profile()
+    p.add([Frame("main", "m.py", 1), Frame("work", "m.py", 5)], samples=3)
+    p.add([Frame("main", "m.py", 1)], samples=1)
+    path = tmp_path / "p.folded"
+    ember.dump(p, path)
+    assert path.read_text() == "main (m.py:1) 1\nmain (m.py:1);work (m.py:5) 3\n"
+
+
+def test_reads_py_spy_and_flamegraph_pl_style_frames(tmp_path: Path) -> None:
+    path = tmp_path / "raw.txt"
+    path.write_text("<module> (app.py:3);handler (app.py:10) 4\nmain;sleep 2\n")
+    p = ember.load(path)
+    assert p.canonical() == {
+        ((Frame("<module>", "app.py", 3), Frame("handler", "app.py", 10)), ()): (4, 0, 0),
+        ((Frame("main"), Frame("sleep")), ()): (2, 0, 0),
+    }
+
+
+def test_frame_text_parsing() -> None:
+    assert collapsed.parse_frame("f (a.py:12)") == Frame("f", "a.py", 12)
+    assert collapsed.parse_frame("f (a (b).py:12)") == Frame("f", "a (b).py", 12)
+    assert collapsed.parse_frame("f (no line)") == Frame("f (no line)")
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"", "empty file"),
+    (b"\x00\x01\x02garbage\xff", "not a profile"),
+    (gzip.compress(b"a;b 1\n"), "not a profile"),
+    (b"a;b 1\nno-count-here\n", ":2: expected"),
+    (b"a;b 1\na;b x\n", ":2: count 'x'"),
+    (b"a;b 1\n\xff\xfe 3\n", ":2: not UTF-8"),
+    (b"a;;b 1\n", ":1: empty frame name"),
+])
+def test_bad_input_is_one_format_error_naming_file_and_line(
+        tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(FormatError) as info:
+        ember.load(path)
+    text = str(info.value)
+    assert text.startswith(str(path))
+    assert message in text
+    assert "\n" not in text
+
+
+def test_missing_file_and_unknown_extension(tmp_path: Path) -> None:
+    with pytest.raises(FormatError, match="No such file"):
+        ember.load(tmp_path / "nope.txt")
+    with pytest.raises(FormatError, match="extension"):
+        ember.dump(Profile(), tmp_path / "p.svg")
+    assert not os.path.exists(tmp_path / "p.svg")
+
+
+def test_reading_streams_with_memory_bounded_by_distinct_stacks(tmp_path: Path) -> None:
+    path = tmp_path / "many.txt"
+    with open(path, "w") as f:
+        for i in range(50_000):
+            f.write(f"main;handler_{i % 7};leaf 1\n")
+    p = ember.load(path)
+    assert len(p.stacks) == 7
+    assert p.totals().samples == 50_000
