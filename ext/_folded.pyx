@@ -56,6 +56,11 @@ cdef class FoldedParser:
                     raise FormatError(f"count {count!r} is not a non-negative integer",
                                       line=self.lines)
             count = text[cut + 1:]
+            try:
+                value = int(count)
+            except ValueError:  # beyond Python's int() digit limit
+                raise FormatError(f"count of {len(count)} digits is too large",
+                                  line=self.lines) from None
             stack = text[:cut].rstrip()
             if len(stack) == 0:
                 raise FormatError("empty stack", line=self.lines)
@@ -79,4 +84,4 @@ cdef class FoldedParser:
                 sid = stack_ids[key] = len(self.stacks)
                 self.stacks.append(key)
                 self.counts.append(0)
-            self.counts[<Py_ssize_t>sid] += int(count)
+            self.counts[<Py_ssize_t>sid] += value

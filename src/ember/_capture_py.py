@@ -148,7 +148,7 @@ class Collector:
         limit = self.max_depth
         if self.lines:
             while f is not None and depth < limit:
-                entries.append((f.f_code, f.f_lineno))
+                entries.append((f.f_code, f.f_lineno or 0))
                 f = f.f_back
                 depth += 1
         else:
@@ -161,7 +161,7 @@ class Collector:
             entries.pop()
         key: tuple[Any, ...]
         if self.lines:
-            key = (*((id(c), ln or 0) for c, ln in entries), deep)
+            key = (*((id(c), ln) for c, ln in entries), deep)
         else:
             key = (*map(id, entries), deep)
         sid = self._stack_ids.get(key)
@@ -190,7 +190,7 @@ class Collector:
         if fid is None:
             self._codes.append(code)  # keeps id(code) unique while the key exists
             fid = self._intern((code.co_qualname, code.co_filename,
-                                code.co_firstlineno if line is None else (line or 0)))
+                                code.co_firstlineno if line is None else line))
             self._code_frames[ckey] = fid
         return fid
 

@@ -42,6 +42,11 @@ class FoldedParser:
             if not (count.isascii() and count.isdigit()):
                 raise FormatError(f"count {count!r} is not a non-negative integer",
                                   line=self.lines)
+            try:
+                value = int(count)
+            except ValueError:  # beyond Python's int() digit limit
+                raise FormatError(f"count of {len(count)} digits is too large",
+                                  line=self.lines) from None
             stack = text[:cut].rstrip()
             if not stack:
                 raise FormatError("empty stack", line=self.lines)
@@ -60,4 +65,4 @@ class FoldedParser:
                 sid = stack_ids[key] = len(self.stacks)
                 self.stacks.append(key)
                 self.counts.append(0)
-            self.counts[sid] += int(count)
+            self.counts[sid] += value
