@@ -93,6 +93,7 @@ cdef class Collector:
     cdef readonly int max_depth
     cdef readonly bint lines
     cdef public int missing
+    cdef public int gone
     cdef public list frames
     cdef public list stacks
     cdef dict _rows            # (stack id, labels) -> _Row
@@ -119,6 +120,7 @@ cdef class Collector:
         if self._buf == NULL:
             raise MemoryError()
         self.missing = 0
+        self.gone = 0
         self._threads = {}
         self._reset()
 
@@ -158,6 +160,7 @@ cdef class Collector:
         """Sample each thread in ``frames``; return the number of samples taken."""
         cdef int taken = 0
         cdef int missing = 0
+        cdef int gone = 0
         cdef _Thread thread
         cdef long long wall, cpu, now_cpu
         cdef _Row row
@@ -174,6 +177,7 @@ cdef class Collector:
                     continue
                 now_cpu = _cpu_ns(thread.clock)
                 if now_cpu < 0:
+                    gone += 1
                     continue
                 if thread.last_cpu >= 0:
                     cpu = now_cpu - thread.last_cpu
@@ -188,6 +192,7 @@ cdef class Collector:
             row.wall_ns += wall
             taken += 1
         self.missing = missing
+        self.gone = gone
         return taken
 
     cdef Py_ssize_t _walk(self, PyFrameObject* top, bint* deep) noexcept:

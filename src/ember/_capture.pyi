@@ -13,6 +13,7 @@ class Collector:
     max_depth: int
     lines: bool
     missing: int
+    gone: int
     frames: list[tuple[str, str, int]]
     stacks: list[tuple[int, ...]]
     truncated: int

@@ -69,6 +69,7 @@ class Collector:
         self.max_depth = max_depth
         self.lines = lines
         self.missing = 0
+        self.gone = 0
         self._threads: dict[int, _Thread] = {}
         self._reset()
 
@@ -105,10 +106,12 @@ class Collector:
         """Sample each thread in ``frames``; return the number of samples taken.
 
         Threads not registered with :meth:`set_thread` are skipped and counted
-        in ``missing``.
+        in ``missing``; registered threads whose CPU clock cannot be read (the
+        thread is gone, or its ident was recycled) are counted in ``gone``.
         """
         taken = 0
         missing = 0
+        gone = 0
         threads = self._threads
         for ident, frame in frames.items():
             thread = threads.get(ident)
@@ -124,6 +127,7 @@ class Collector:
                 try:
                     now_cpu = time.clock_gettime_ns(thread.clock)
                 except OSError:
+                    gone += 1
                     continue
                 cpu = now_cpu - thread.last_cpu if thread.last_cpu >= 0 else min(now_cpu, cycle_ns)
                 thread.last_cpu = now_cpu
@@ -139,6 +143,7 @@ class Collector:
                 values[2] += wall
             taken += 1
         self.missing = missing
+        self.gone = gone
         return taken
 
     def _stack_id(self, frame: FrameType) -> int:

@@ -37,10 +37,14 @@ class GcMonitor:
         while self._callback in gc.callbacks:
             gc.callbacks.remove(self._callback)
 
+    def peek(self) -> dict[int, tuple[int, float]]:
+        """Pauses since the last take, without resetting them."""
+        return {gen: (self.counts[gen], self.pause_ns[gen] / 1e9)
+                for gen in range(3) if self.counts[gen]}
+
     def take(self) -> dict[int, tuple[int, float]]:
         """Pauses since the last take: generation -> (collections, seconds)."""
-        out = {gen: (self.counts[gen], self.pause_ns[gen] / 1e9)
-               for gen in range(3) if self.counts[gen]}
+        out = self.peek()
         self.counts = [0, 0, 0]
         self.pause_ns = [0, 0, 0]
         return out

@@ -15,6 +15,7 @@ import atexit
 import collections
 import dataclasses
 import logging
+import math
 import os
 import random
 import sys
@@ -57,6 +58,12 @@ class Window:
                                    dataclasses.replace(self.meta))
 
 
+# threading's ident -> Thread registry, compared once per cycle (in C, Threads by
+# identity) to notice a thread that started or exited, e.g. one that took a dead
+# thread's ident. Without it (another Python), threads are re-read every second.
+_ACTIVE: dict[int, threading.Thread] = getattr(threading, "_active", {})
+
+
 def thread_labels(thread: threading.Thread) -> Labels:
     return (("thread", thread.name),)
 
@@ -95,8 +102,13 @@ class Sampler:
         self._cost_ns = 0.0
         self._last_cycle = 0
         self._next_refresh = 0
+        self._registered: dict[int, threading.Thread | None] = {}
+        self._threads_seen: dict[int, threading.Thread] = {}
+        self._cpu_mode = cfg.mode == "cpu"
+        self._max_threads = cfg.max_threads
         self._window_start = self._clock()
         self._window_start_unix = time.time()
+        self._seal_at = self._next_seal(self._window_start)
         self._started_ns = self._window_start
         self._started_cpu = time.process_time_ns()
         self._own_cpu_ns = 0
@@ -167,6 +179,7 @@ class Sampler:
                 self._cost_ns += COST_SMOOTHING * (cost - self._cost_ns)
         finally:
             _sampler_idents.discard(ident)
+            self._stop_event.set()  # a sampler that gave up stays stopped, even in a fork child
 
     def _on_error(self) -> None:
         self._errors += 1
@@ -192,43 +205,62 @@ class Sampler:
         frames = sys._current_frames()
         if self._stop_event.is_set():  # stop() may be on a sampled stack: record none of it
             return 0
-        for ident in _sampler_idents:
+        for ident in tuple(_sampler_idents):
             frames.pop(ident, None)
         frames.pop(threading.get_ident(), None)
-        cpu_mode = self.config.mode == "cpu"
+        cpu_mode = self._cpu_mode
         with self._lock:
             collector = self._collector
-            if now >= self._next_refresh:
+            # A thread started or exited (its ident may now be another thread's),
+            # or names are due for a re-read: register threads before sampling.
+            if now >= self._next_refresh or self._threads_seen != _ACTIVE:
                 self._refresh_threads(frames)
-            if len(frames) > self.config.max_threads:
-                keys = self._rng.sample(list(frames), self.config.max_threads)
-                frames = {k: frames[k] for k in keys}
-            taken: int = collector.collect(frames, now, cycle_ns, cpu_mode)
-            if collector.missing:  # threads born since the last refresh
-                new = self._refresh_threads(sys._current_frames())
-                taken += collector.collect({k: frames[k] for k in new if k in frames},
-                                           now, cycle_ns, cpu_mode)
+            chosen = frames
+            if len(frames) > self._max_threads:
+                keys = self._rng.sample(list(frames), self._max_threads)
+                chosen = {k: frames[k] for k in keys}
+            taken: int = collector.collect(chosen, now, cycle_ns, cpu_mode)
+            # Threads still unknown, or whose clock died: register and sample them.
+            if collector.missing or collector.gone:
+                fresh = self._refresh_threads(frames)
+                if fresh:
+                    taken += collector.collect({k: chosen[k] for k in fresh if k in chosen},
+                                               now, cycle_ns, cpu_mode)
             self._samples += taken
             self._cycles += 1
-            if self.config.window and now - self._window_start >= self.config.window * 1e9:
+            if now >= self._seal_at:
                 self._seal(now)
         return taken
 
     def _refresh_threads(self, frames: dict[int, Any]) -> set[int]:
-        """Register every thread in ``frames``, forget those gone; return the new ones."""
+        """Register the threads in ``frames`` and forget those gone.
+
+        Returns the idents registered afresh: new threads, and threads that
+        reuse the ident of one that exited (idents are recycled at once).
+        """
         collector = self._collector
+        self._threads_seen = dict(_ACTIVE)
         known = {t.ident: t for t in threading.enumerate()}
-        registered = set(collector.thread_idents())
+        registered = self._registered
+        fresh = set()
         for ident in frames:
             thread = known.get(ident)
-            if thread is not None:
-                collector.set_thread(ident, thread.native_id or 0, thread_labels(thread))
-            elif ident not in _sampler_idents:  # unknown to threading: no CPU clock
-                collector.set_thread(ident, 0, (("thread", f"thread-{ident}"),))
-        for ident in registered - frames.keys():
+            if thread is None:  # unknown to threading: no CPU clock, wall mode only
+                if ident not in registered and ident not in _sampler_idents:
+                    collector.set_thread(ident, 0, (("thread", f"thread-{ident}"),))
+                    registered[ident] = None
+                    fresh.add(ident)
+                continue
+            if registered.get(ident, thread) is not thread or ident not in registered:
+                collector.drop_thread(ident)
+                fresh.add(ident)
+            registered[ident] = thread
+            collector.set_thread(ident, thread.native_id or 0, thread_labels(thread))
+        for ident in registered.keys() - frames.keys():
             collector.drop_thread(ident)
+            del registered[ident]
         self._next_refresh = self._clock() + THREAD_REFRESH_NS
-        return frames.keys() - registered
+        return fresh
 
     def _seal(self, now: int) -> None:
         """Move the current tables into a sealed window. Caller holds the lock."""
@@ -236,11 +268,15 @@ class Sampler:
         meta = self._window_meta(now, truncated)
         self._window_start = now
         self._window_start_unix = time.time()
+        self._seal_at = self._next_seal(now)
         self._truncated += truncated
         if values or meta.gc:
             self._windows.append(Window(meta, frames, stacks, values))
 
-    def _window_meta(self, now: int, truncated: int) -> Metadata:
+    def _next_seal(self, window_start: int) -> float:
+        return window_start + self.config.window * 1e9 if self.config.window else math.inf
+
+    def _window_meta(self, now: int, truncated: int, *, peek: bool = False) -> Metadata:
         cfg = self.config
         return Metadata(
             start=self._window_start_unix,
@@ -251,7 +287,7 @@ class Sampler:
             host=cfg.host,
             service=cfg.service,
             version=cfg.version,
-            gc=self._gc.take(),
+            gc=self._gc.peek() if peek else self._gc.take(),
             truncated=truncated,
         )
 
@@ -268,7 +304,7 @@ class Sampler:
             frames, stacks, values, truncated = self._collector.snapshot()
             now = self._clock()
             current = Profile.from_tables(frames, stacks, values,
-                                          self._window_meta(now, truncated))
+                                          self._window_meta(now, truncated, peek=True))
         return merge([w.profile() for w in windows] + [current])
 
     def stats(self) -> dict[str, Any]:
@@ -305,6 +341,11 @@ class Sampler:
 
 def _after_fork_in_child() -> None:
     _sampler_idents.clear()
+    # CPython 3.11 keeps the parent's native id on the forking thread: its CPU
+    # clock would be read from a thread that does not exist in the child.
+    current = threading.current_thread()
+    if current.native_id != threading.get_native_id() and hasattr(current, "_native_id"):
+        current._native_id = threading.get_native_id()
     for sampler in list(_live_samplers):
         try:
             sampler._after_fork_in_child()
