@@ -142,7 +142,10 @@ cdef class Collector:
 
     # -- threads ------------------------------------------------------------------
     def set_thread(self, ident, long long native_id, labels):
-        """Register a thread (or update its labels, keeping its clock baselines)."""
+        """Register a thread (or update its labels, keeping its clock baselines).
+
+        ``labels=None`` registers a thread that is never sampled.
+        """
         cdef _Thread thread = self._threads.get(ident)
         if thread is None or thread.native_id != native_id:
             self._threads[ident] = _Thread(native_id, labels)
@@ -168,6 +171,8 @@ cdef class Collector:
             thread = self._threads.get(ident)
             if thread is None:
                 missing += 1
+                continue
+            if thread.labels is None:  # registered as never sampled (a sampler thread)
                 continue
             wall = now_ns - thread.last_seen if thread.last_seen else cycle_ns
             thread.last_seen = now_ns

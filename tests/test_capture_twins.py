@@ -205,12 +205,25 @@ def test_single_thread_frame_order() -> None:
         (recurse_b, (2,)),
     ) as threads:
         collectors = twins()
-        register(collectors, threads, [None])
+        register(collectors, threads, [()])
         collect(collectors, frames_of(threads), T0)
         tables = collectors[1].snapshot()
     assert tables[0] == [frame_of(COND_WAIT), frame_of(EVENT_WAIT), B, *ROOT[::-1]]
     assert tables[1] == [(5, 4, 3, 2, 2, 1, 0)]
-    assert tables[2] == {(0, None): [1, 0, 10 * MS]}
+    assert tables[2] == {(0, ()): [1, 0, 10 * MS]}
+
+
+def test_thread_registered_with_labels_none_is_never_sampled() -> None:
+    with parked((recurse_b, (2,)), (recurse_b, (3,))) as threads:
+        collectors = twins()
+        register(collectors, threads, [None, (("thread", "t"),)])
+        for mode in (False, True):
+            for c in collectors:
+                c.collect(frames_of(threads), T0, 10 * MS, mode)
+                assert c.missing == 0
+        tables = [c.snapshot() for c in collectors]
+    assert tables[0] == tables[1]
+    assert {labels for (_, labels) in tables[0][2]} == {(("thread", "t"),)}
 
 
 def test_stack_deeper_than_max_depth_gets_a_deep_root() -> None:
@@ -336,7 +349,7 @@ def test_lines_mode_frame_without_line_number_same_in_both_twins() -> None:
         assert leaf.f_back.f_back.f_code is no_lines.__code__
         assert leaf.f_back.f_back.f_lineno is None
         collectors = twins(lines=True)
-        register(collectors, threads, [None])
+        register(collectors, threads, [()])
         assert [c.collect(frames, T0, MS, False) for c in collectors] == [1, 1]
         cython, python = (c.snapshot() for c in collectors)
     assert [f for f in cython[0] if f[1] == "<no-lines>"] == [
@@ -525,13 +538,13 @@ def test_cpu_mode_first_visit_credits_cpu_up_to_cycle() -> None:
         native = threads[0].native_id
         frames = frames_of(threads)
         collectors = twins()
-        register(collectors, threads, [None])
+        register(collectors, threads, [()])
         before = PY.thread_cpu_ns(native)
         assert [c.collect(frames, T0, huge, True) for c in collectors] == [1, 1]
         # a blocked thread's clock stands still: both twins read the same value
         assert CY.thread_cpu_ns(native) == before > 0
         assert_identical(collectors)
-        assert collectors[0].snapshot()[2] == {(0, None): [1, before, huge]}
+        assert collectors[0].snapshot()[2] == {(0, ()): [1, before, huge]}
         # nothing ran since: a second cpu-mode visit takes no sample
         assert [c.collect(frames, T0 + MS, huge, True) for c in collectors] == [0, 0]
         assert_identical(collectors)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import dataclasses
 import logging
 import math
@@ -64,6 +65,10 @@ class Window:
 _ACTIVE: dict[int, threading.Thread] = getattr(threading, "_active", {})
 
 
+class _SamplerThread(threading.Thread):
+    """The type of every sampler thread: samplers never sample one another."""
+
+
 def thread_labels(thread: threading.Thread) -> Labels:
     return (("thread", thread.name),)
 
@@ -88,7 +93,8 @@ class Sampler:
         self._capture = _impl.modules(implementation)[0]
         self.implementation = "python" if self._capture.__name__.endswith("_py") else "cython"
         self._thread: threading.Thread | None = None
-        self._stop_event = threading.Event()
+        self._stopping = False
+        self._wakeup = threading.Lock()
         self._gc = GcMonitor()
         self._reset_state()
         _live_samplers.add(self)
@@ -130,16 +136,18 @@ class Sampler:
         if self.running:
             raise ProfilerStateError("sampler is already running")
         self._reset_state()
-        self._stop_event = threading.Event()
+        self._stopping = False
+        self._wakeup = threading.Lock()
+        self._wakeup.acquire()  # held while running; stop() releases it to wake the thread
         self._gc.install()
-        self._thread = threading.Thread(target=self._run, name="ember-sampler", daemon=True)
+        self._thread = _SamplerThread(target=self._run, name="ember-sampler", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> Profile:
         """Stop sampling, seal the last window and return the whole profile."""
         thread = self._thread
-        self._stop_event.set()
+        self._request_stop()
         if thread is not None and thread is not threading.current_thread():
             thread.join()
         self._thread = None
@@ -154,6 +162,9 @@ class Sampler:
         _sampler_idents.add(ident)
         self._native_id = threading.get_native_id()
         deadline = self._clock()
+        # The sampler's whole cost, waking up included, is what the budget and
+        # stats() count: the CPU clock is read once per loop, never reset.
+        last_cpu = time.thread_time_ns()
         try:
             while True:
                 # Deadlines, not sleeps: waiting for the GIL after waking must not
@@ -162,9 +173,11 @@ class Sampler:
                 now = self._clock()
                 if deadline < now - self._interval_ns:
                     deadline = now
-                if self._stop_event.wait(max(deadline - now, 0) / 1e9) or sys.is_finalizing():
+                # A plain lock, released by stop(): cheaper to wait on than an Event.
+                if self._wakeup.acquire(True, max(deadline - now, 0) / 1e9):
                     break
-                before = time.thread_time_ns()
+                if self._stopping or sys.is_finalizing():
+                    break
                 try:
                     self.sample_once()
                     self._consecutive_errors = 0
@@ -174,12 +187,21 @@ class Sampler:
                         log.error("ember: sampler stopped after %d failing cycles in a row",
                                   self._consecutive_errors)
                         break
-                cost = time.thread_time_ns() - before
+                now_cpu = time.thread_time_ns()
+                cost = now_cpu - last_cpu
+                last_cpu = now_cpu
                 self._own_cpu_ns += cost
                 self._cost_ns += COST_SMOOTHING * (cost - self._cost_ns)
         finally:
             _sampler_idents.discard(ident)
-            self._stop_event.set()  # a sampler that gave up stays stopped, even in a fork child
+            self._stopping = True  # a sampler that gave up stays stopped, even in a fork child
+
+    def _request_stop(self) -> None:
+        if not self._stopping:
+            self._stopping = True
+            if self._wakeup.locked():
+                with contextlib.suppress(RuntimeError):  # released concurrently
+                    self._wakeup.release()
 
     def _on_error(self) -> None:
         self._errors += 1
@@ -203,11 +225,10 @@ class Sampler:
         cycle_ns = now - self._last_cycle if self._last_cycle else self._interval_ns
         self._last_cycle = now
         frames = sys._current_frames()
-        if self._stop_event.is_set():  # stop() may be on a sampled stack: record none of it
+        if self._stopping:  # stop() may be on a sampled stack: record none of it
             return 0
-        for ident in tuple(_sampler_idents):
-            frames.pop(ident, None)
-        frames.pop(threading.get_ident(), None)
+        if self._thread is None:  # called directly (tests): leave the caller out
+            frames.pop(threading.get_ident(), None)
         cpu_mode = self._cpu_mode
         with self._lock:
             collector = self._collector
@@ -245,6 +266,11 @@ class Sampler:
         fresh = set()
         for ident in frames:
             thread = known.get(ident)
+            if isinstance(thread, _SamplerThread) or ident in _sampler_idents:
+                if registered.get(ident, None) is not thread:
+                    collector.set_thread(ident, 0, None)  # None: never sampled
+                    registered[ident] = thread
+                continue
             if thread is None:  # unknown to threading: no CPU clock, wall mode only
                 if ident not in registered and ident not in _sampler_idents:
                     collector.set_thread(ident, 0, (("thread", f"thread-{ident}"),))
@@ -319,6 +345,7 @@ class Sampler:
             "cycles": self._cycles,
             "errors": self._errors,
             "interval": self._interval_ns / 1e9,
+            "rate": self._cycles / elapsed * 1e9,
             "cycle_cost": self._cost_ns / 1e9,
             "sampler_cpu": self._own_cpu_ns / 1e9,
             "overhead_ratio": self._own_cpu_ns / elapsed,
@@ -331,9 +358,8 @@ class Sampler:
 
     # -- process events -----------------------------------------------------------
     def _after_fork_in_child(self) -> None:
-        was_running = self._thread is not None and not self._stop_event.is_set()
+        was_running = self._thread is not None and not self._stopping
         self._thread = None
-        self._stop_event = threading.Event()
         self._reset_state()
         if was_running:
             self.start()
@@ -356,7 +382,7 @@ def _after_fork_in_child() -> None:
 def _stop_all_at_exit() -> None:
     for sampler in list(_live_samplers):
         if sampler.running:
-            sampler._stop_event.set()
+            sampler._request_stop()
             if sampler._thread is not None:
                 sampler._thread.join(timeout=1.0)
 
