@@ -15,6 +15,7 @@ import atexit
 import collections
 import contextlib
 import dataclasses
+import gc
 import logging
 import math
 import os
@@ -220,7 +221,23 @@ class Sampler:
         return int(mean * self._rng.uniform(0.5, 1.5))
 
     def sample_once(self) -> int:
-        """Run one sampling cycle now (the thread calls this; tests may too)."""
+        """Run one sampling cycle now (the thread calls this; tests may too).
+
+        The garbage collector is kept off for the cycle. A collection triggered
+        by an allocation inside ``sys._current_frames()`` (which holds the
+        runtime's thread-list lock on 3.11) could run a weakref callback that
+        releases the GIL to a thread blocked on that lock: a deadlock seen in
+        this project's tests. And nothing may release the GIL mid-walk.
+        """
+        if not gc.isenabled():  # the application's choice: leave it alone
+            return self._cycle()
+        gc.disable()
+        try:
+            return self._cycle()
+        finally:
+            gc.enable()
+
+    def _cycle(self) -> int:
         now = self._clock()
         cycle_ns = now - self._last_cycle if self._last_cycle else self._interval_ns
         self._last_cycle = now
