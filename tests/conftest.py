@@ -23,12 +23,12 @@ def implementation(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def capture(implementation: str) -> ModuleType:
-    return _impl.modules(implementation)[0]
+    return _impl.module("capture", implementation)
 
 
 @pytest.fixture
 def folded(implementation: str) -> ModuleType:
-    return _impl.modules(implementation)[1]
+    return _impl.module("folded", implementation)
 
 
 @pytest.fixture(autouse=True)

@@ -21,8 +21,8 @@ import pytest
 
 from ember import _impl
 
-CY = _impl.modules("cython")[0]
-PY = _impl.modules("python")[0]
+CY = _impl.module("capture", "cython")
+PY = _impl.module("capture", "python")
 
 Frame = tuple[str, str, int]
 

@@ -272,7 +272,7 @@ def test_blocked_compiled_module_falls_back_with_one_warning(
         "import ember",
         "import ember.sampler",
         "from ember import _impl",
-        "_impl.modules()",
+        "_impl.module(\"capture\")",
         "sampler = ember.Sampler(window=0, mode='wall')",
         "sampler.sample_once()",
         "print(ember.implementation(), sampler.implementation)",

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from ember import _impl
 from ember.errors import FormatError
 
-CYTHON_FOLDED = _impl.modules("cython")[1]
-PYTHON_FOLDED = _impl.modules("python")[1]
+CYTHON_FOLDED = _impl.module("folded", "cython")
+PYTHON_FOLDED = _impl.module("folded", "python")
 
 Tables = tuple[list[str], list[tuple[int, ...]], list[int], int]
 

@@ -91,7 +91,7 @@ class Sampler:
         self.config = config if config is not None else Config.from_env(**settings)
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
-        self._capture = _impl.modules(implementation)[0]
+        self._capture = _impl.module("capture", implementation)
         self.implementation = "python" if self._capture.__name__.endswith("_py") else "cython"
         self._thread: threading.Thread | None = None
         self._stopping = False

@@ -5,8 +5,9 @@ No format converts directly into another; everything goes through ``Profile``.
 
 from __future__ import annotations
 
+import importlib
 import os
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from ember.errors import FormatError
 from ember.formats import collapsed
@@ -14,15 +15,37 @@ from ember.profile import Profile
 
 
 class Format(Protocol):
+    """What every format module provides.
+
+    ``sniff`` says from the first 4 KiB whether an input is in this format;
+    ``read`` raises :class:`FormatError` (naming ``path`` and, where it applies,
+    the line) for anything malformed, and formats that cannot be read (SVG)
+    raise it too; ``write`` takes format-specific keyword options and ignores
+    the ones it does not know.
+    """
+
     NAME: str
     EXTENSIONS: tuple[str, ...]
 
     def sniff(self, head: bytes) -> bool: ...
     def read(self, stream: IO[bytes], path: str) -> Profile: ...
-    def write(self, profile: Profile, stream: IO[bytes]) -> None: ...
+    def write(self, profile: Profile, stream: IO[bytes], **options: Any) -> None: ...
 
 
-FORMATS: dict[str, Format] = {collapsed.NAME: collapsed}  # type: ignore[dict-item]
+def _registry() -> dict[str, Format]:
+    formats: dict[str, Format] = {collapsed.NAME: collapsed}  # type: ignore[dict-item]
+    for name in ("pprof", "speedscope", "svg"):
+        try:
+            module = importlib.import_module(f"ember.formats.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"ember.formats.{name}":
+                raise
+            continue
+        formats[module.NAME] = module
+    return formats
+
+
+FORMATS: dict[str, Format] = _registry()
 
 
 def by_name(name: str) -> Format:
@@ -65,12 +88,17 @@ def load(path: str | os.PathLike[str]) -> Profile:
         raise FormatError(exc.strerror or str(exc), path=name) from None
 
 
-def dump(profile: Profile, path: str | os.PathLike[str], format: str | None = None) -> None:
-    """Write a profile; the format comes from ``format`` or the path's extension."""
+def dump(profile: Profile, path: str | os.PathLike[str], format: str | None = None,
+         **options: Any) -> None:
+    """Write a profile; the format comes from ``format`` or the path's extension.
+
+    ``options`` go to the format's writer (for SVG: ``title``, ``subtitle``,
+    ``inverted``, ``value``).
+    """
     name = os.fspath(path)
     fmt = by_name(format) if format else for_path(name)
     try:
         with open(name, "wb") as stream:
-            fmt.write(profile, stream)
+            fmt.write(profile, stream, **options)
     except OSError as exc:
         raise FormatError(exc.strerror or str(exc), path=name) from None

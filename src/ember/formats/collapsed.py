@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, Any
 
 from ember import _impl
 from ember.errors import FormatError
@@ -52,7 +52,7 @@ def _decoded_lines(stream: IO[bytes], path: str) -> Iterator[str]:
 
 
 def read(stream: IO[bytes], path: str = "<stream>") -> Profile:
-    parser = _impl.folded.FoldedParser()
+    parser = _impl.module("folded").FoldedParser()
     try:
         parser.feed(_decoded_lines(stream, path))
     except FormatError as exc:
@@ -69,11 +69,12 @@ def read(stream: IO[bytes], path: str = "<stream>") -> Profile:
     return profile
 
 
-def write(profile: Profile, stream: IO[bytes]) -> None:
-    rendered = [f.render().replace(";", ":") for f in profile.frames]
+def write(profile: Profile, stream: IO[bytes], **options: Any) -> None:
+    rendered = [f.render().replace(";", ":").replace("\n", " ").replace("\r", " ")
+                for f in profile.frames]
     lines = []
     for sid, count in profile.stack_values("samples").items():
-        if count:
+        if count and profile.stacks[sid]:
             lines.append(";".join(rendered[f] for f in profile.stacks[sid]) + f" {count}\n")
     lines.sort()
     stream.write("".join(lines).encode("utf-8"))
