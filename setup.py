@@ -13,6 +13,7 @@ from setuptools.command.build_ext import build_ext
 EXTENSIONS = [
     Extension("ember._capture", ["ext/_capture.pyx"]),
     Extension("ember._folded", ["ext/_folded.pyx"]),
+    Extension("ember._flame", ["ext/_flame.pyx"]),
 ]
 
 

@@ -88,7 +88,7 @@ def test_duration_stops_recording_while_the_program_goes_on(
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["record", "-o", "x.svg", "--", "python", "-c", "1"], "extension"),
+    (["record", "-o", "x.docx", "--", "python", "-c", "1"], "extension"),
     (["record", "-o", "x.txt"], "no program given"),
     (["record", "-o", "x.txt", "--rate", "-5", "--", "python", "-c", "1"], "rate"),
     (["record", "-o", "x.txt", "--duration", "0", "--", "python", "-c", "1"], "duration"),

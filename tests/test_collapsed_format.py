@@ -86,8 +86,8 @@ def test_missing_file_and_unknown_extension(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="No such file"):
         ember.load(tmp_path / "nope.txt")
     with pytest.raises(FormatError, match="extension"):
-        ember.dump(Profile(), tmp_path / "p.svg")
-    assert not os.path.exists(tmp_path / "p.svg")
+        ember.dump(Profile(), tmp_path / "p.docx")
+    assert not os.path.exists(tmp_path / "p.docx")
 
 
 def test_reading_streams_with_memory_bounded_by_distinct_stacks(tmp_path: Path) -> None:

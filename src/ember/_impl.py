@@ -15,7 +15,7 @@ from types import ModuleType
 
 log = logging.getLogger("ember")
 
-TWINS = ("capture", "folded")
+TWINS = ("capture", "folded", "flame")
 """Every module that has a compiled version and a pure-Python twin."""
 
 

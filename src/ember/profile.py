@@ -33,6 +33,10 @@ class Frame(NamedTuple):
 
 TRUNCATED = Frame("[truncated]")
 """The single frame of the stack that absorbs samples beyond the stack-table cap."""
+DEEP = Frame("[deep]")
+"""The root frame of a stack cut at ``max_depth``."""
+DEEP_FRAME_NAMES = frozenset({TRUNCATED.name, DEEP.name})
+"""Names of ember's synthetic frames, which stand for no real code."""
 
 
 def make_labels(mapping: Mapping[str, object] | Iterable[tuple[str, object]] = ()) -> Labels:

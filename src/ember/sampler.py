@@ -66,8 +66,8 @@ class Window:
 _ACTIVE: dict[int, threading.Thread] = getattr(threading, "_active", {})
 
 
-class _SamplerThread(threading.Thread):
-    """The type of every sampler thread: samplers never sample one another."""
+class EmberThread(threading.Thread):
+    """A thread of ember's own (samplers, progress, timers): never sampled."""
 
 
 def thread_labels(thread: threading.Thread) -> Labels:
@@ -141,7 +141,7 @@ class Sampler:
         self._wakeup = threading.Lock()
         self._wakeup.acquire()  # held while running; stop() releases it to wake the thread
         self._gc.install()
-        self._thread = _SamplerThread(target=self._run, name="ember-sampler", daemon=True)
+        self._thread = EmberThread(target=self._run, name="ember-sampler", daemon=True)
         self._thread.start()
         return self
 
@@ -283,7 +283,7 @@ class Sampler:
         fresh = set()
         for ident in frames:
             thread = known.get(ident)
-            if isinstance(thread, _SamplerThread) or ident in _sampler_idents:
+            if isinstance(thread, EmberThread) or ident in _sampler_idents:
                 if registered.get(ident, None) is not thread:
                     collector.set_thread(ident, 0, None)  # None: never sampled
                     registered[ident] = thread

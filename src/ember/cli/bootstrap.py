@@ -14,11 +14,12 @@ import os
 import runpy
 import sys
 import threading
+import time
 
 from ember import formats
 from ember.config import Config
 from ember.profile import Frame
-from ember.sampler import Sampler
+from ember.sampler import EmberThread, Sampler
 
 _LAUNCHER_FILES = {__file__, runpy.__file__, "<frozen runpy>"}
 
@@ -28,20 +29,37 @@ class _Recording:
         self.output = output
         self.sampler = sampler
         self._lock = threading.Lock()
-        self._done = False
+        self.done = threading.Event()
 
     def finish(self) -> None:
         """Stop sampling and write the profile, once."""
         with self._lock:
-            if self._done:
+            if self.done.is_set():
                 return
-            self._done = True
+            self.done.set()
             profile = self.sampler.stop().trim_roots(_is_launcher_frame)
             formats.dump(profile, self.output)
 
 
 def _is_launcher_frame(frame: Frame) -> bool:
     return frame.file in _LAUNCHER_FILES
+
+
+def _finish_after(recording: _Recording, seconds: float) -> None:
+    if not recording.done.wait(seconds):
+        recording.finish()
+
+
+def _show_progress(recording: _Recording) -> None:
+    """Live samples and elapsed time on the terminal, once a second, until done."""
+    started = time.monotonic()
+    while not recording.done.wait(1.0):
+        stats = recording.sampler.stats()
+        sys.stderr.write(f"\rember: {stats['samples']} samples, "
+                         f"{time.monotonic() - started:.0f} s ")
+        sys.stderr.flush()
+    sys.stderr.write("\r\x1b[K")
+    sys.stderr.flush()
 
 
 def _run_target(argv: list[str]) -> None:
@@ -70,10 +88,12 @@ def main() -> None:
     config = Config.from_env(rate=float(rate) if rate else None, mode=mode, window=0,
                              max_windows=1)
     recording = _Recording(output, Sampler(config).start())
+    if os.environ.pop("EMBER_RECORD_PROGRESS", None):
+        EmberThread(target=_show_progress, args=(recording,), daemon=True,
+                    name="ember-progress").start()
     if duration:
-        timer = threading.Timer(float(duration), recording.finish)
-        timer.daemon = True
-        timer.start()
+        EmberThread(target=_finish_after, args=(recording, float(duration)), daemon=True,
+                    name="ember-duration").start()
     try:
         _run_target(sys.argv[1:])
     finally:

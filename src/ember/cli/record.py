@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import ember
-from ember import formats
+from ember import formats, pyspy
 from ember.cli.command import Command
 from ember.config import MODES, Config
 from ember.errors import EmberError, FormatError
@@ -22,15 +22,29 @@ _OPTIONS_WITH_VALUE = {"-X", "-W", "--check-hash-based-pycs"}
 
 class Record(Command):
     name = "record"
-    help = "Run a Python program under the sampler and write its profile."
+    help = ("Record a profile: run a Python program under ember's in-process sampler, "
+            "or attach to a running process (--pid) through py-spy.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("-o", "--output", required=True,
-                            help="output file; the format comes from the extension (.txt)")
+                            help="output file; the format comes from the extension: "
+                                 ".txt/.folded (collapsed), .pb.gz/.pprof, .json (speedscope), "
+                                 ".svg (flamegraph)")
         parser.add_argument("--rate", type=float, help="samples per second (default 100)")
         parser.add_argument("--mode", choices=MODES, help="cpu (default) or wall")
         parser.add_argument("--duration", type=float,
                             help="stop recording after this many seconds (the program goes on)")
+        parser.add_argument("--pid", type=int,
+                            help="attach to this running process through py-spy")
+        parser.add_argument("--backend", choices=("ember", "py-spy"), default="ember",
+                            help="ember: the in-process sampler (default); py-spy: sample "
+                                 "the command from outside")
+        parser.add_argument("--native", action="store_true",
+                            help="py-spy: include native (C/C++/Cython) frames")
+        parser.add_argument("--idle", action="store_true",
+                            help="py-spy: include idle threads (like --mode wall)")
+        parser.add_argument("--subprocesses", action="store_true",
+                            help="py-spy: also sample the program's child processes")
         parser.add_argument("command", nargs=argparse.REMAINDER,
                             help="-- python SCRIPT [ARGS] | -- python -m MODULE [ARGS]")
 
@@ -38,11 +52,16 @@ class Record(Command):
         command = list(args.command)
         if command[:1] == ["--"]:
             command = command[1:]
-        interpreter, options, target = split_python_command(command)
         formats.for_path(args.output)  # refuse an unknown extension before running anything
         Config.from_env(rate=args.rate, mode=args.mode)  # and invalid settings
         if args.duration is not None and args.duration <= 0:
             raise EmberError(f"--duration={args.duration}: expected seconds > 0")
+        if args.pid is not None or args.backend == "py-spy":
+            return self._with_pyspy(args, command)
+        for flag in ("native", "idle", "subprocesses"):
+            if getattr(args, flag):
+                raise EmberError(f"--{flag} needs py-spy: add --backend py-spy (or --pid)")
+        interpreter, options, target = split_python_command(command)
 
         env = dict(os.environ)
         env["EMBER_RECORD_OUTPUT"] = os.path.abspath(args.output)
@@ -50,6 +69,8 @@ class Record(Command):
                            ("DURATION", args.duration)):
             if value is not None:
                 env["EMBER_RECORD_" + key] = str(value)
+        if sys.stderr.isatty():
+            env["EMBER_RECORD_PROGRESS"] = "1"
         # Let an interpreter other than ours import ember, after its own packages.
         package_root = os.path.dirname(os.path.dirname(ember.__file__))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), package_root) if p)
@@ -66,6 +87,21 @@ class Record(Command):
             signal.signal(signal.SIGINT, previous)
         report(args.output)
         return code if code >= 0 else 128 - code
+
+    def _with_pyspy(self, args: argparse.Namespace, command: list[str]) -> int:
+        if args.pid is not None and command:
+            raise EmberError("give either --pid or a command, not both")
+        if args.pid is None and not command:
+            raise EmberError("no program given: use '--pid PID' or '-- python SCRIPT [ARGS]'")
+        if args.mode == "wall":
+            args.idle = True
+        profile, code = pyspy.record(
+            pid=args.pid, command=command or None, rate=args.rate or 100.0,
+            duration=args.duration, native=args.native, idle=args.idle,
+            subprocesses=args.subprocesses)
+        formats.dump(profile, args.output)
+        report(args.output)
+        return code
 
 
 def split_python_command(command: list[str]) -> tuple[str, list[str], list[str]]:
