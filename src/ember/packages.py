@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sysconfig
 
 from ember.profile import Frame
@@ -15,28 +16,32 @@ from ember.profile import Frame
 APP, STDLIB, THIRD_PARTY, NATIVE = "app", "stdlib", "third-party", "native"
 KINDS = (APP, STDLIB, THIRD_PARTY, NATIVE)
 
-_SITE_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}",
-                 "/site-packages/", "/dist-packages/")
+_NATIVE_SUFFIXES = (".so", ".pyd", ".dll", ".dylib", ".c", ".h", ".cc", ".cpp")
+# Any interpreter's standard library, also one recorded on another machine.
+_PY_LIB = re.compile(r"(?:^|/)lib(?:64)?/python\d+(?:\.\d+)*t?/")
 
 
 @functools.cache
 def _stdlib_roots() -> tuple[str, ...]:
-    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")}
-    return tuple(os.path.join(os.path.realpath(r), "") for r in roots if r)
+    roots = set()
+    for key in ("stdlib", "platstdlib"):
+        path = sysconfig.get_paths().get(key)
+        if path:
+            for variant in (path, os.path.realpath(path)):
+                roots.add(variant.replace("\\", "/").rstrip("/") + "/")
+    return tuple(sorted(roots))
 
 
 @functools.cache
 def classify_file(file: str) -> str:
     """The kind of code in ``file`` (a frame's file name as recorded)."""
-    if not file or file.startswith("<") or file.endswith((".so", ".pyd", ".dll")):
-        return NATIVE  # <built-in>, <frozen ...>, <string>, native frames
-    if any(marker in file for marker in _SITE_MARKERS):
+    file = file.replace("\\", "/")
+    if not file or file.startswith("<") or file.lower().endswith(_NATIVE_SUFFIXES):
+        return NATIVE  # <built-in>, <frozen ...>, <string>, native libraries and sources
+    if "/site-packages/" in file or "/dist-packages/" in file:
         return THIRD_PARTY
-    real = os.path.realpath(file) if os.path.isabs(file) else file
-    if real.startswith(_stdlib_roots()) or file.startswith(_stdlib_roots()):
+    if file.startswith(_stdlib_roots()) or _PY_LIB.search(file):
         return STDLIB
-    if "/lib/python3" in file and "/site-packages/" not in file:
-        return STDLIB  # another interpreter's standard library (recorded elsewhere)
     return APP
 
 

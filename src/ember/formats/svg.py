@@ -42,7 +42,6 @@ import json
 import math
 import operator
 import re
-import sysconfig
 import zlib
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -50,6 +49,7 @@ from typing import IO, Any
 
 from ember import _impl
 from ember.errors import FormatError
+from ember.packages import APP, NATIVE, STDLIB, THIRD_PARTY, classify
 from ember.profile import VALUE_KINDS, Frame, Profile
 
 NAME = "svg"
@@ -61,12 +61,9 @@ FONT_WIDTH = 0.59
 FRAME_HEIGHT = 16
 XPAD = 10
 
-APP, STDLIB, THIRD_PARTY, NATIVE = "app", "stdlib", "third-party", "native"
 KINDS = (APP, STDLIB, THIRD_PARTY, NATIVE)
 
-_NATIVE_SUFFIXES = (".so", ".pyd", ".dll", ".dylib", ".c", ".h", ".cc", ".cpp")
 _NATIVE_NAME = re.compile(r"\((?:[^()]*/)?[^()/]*\.(?:so(?:\.[\d.]+)?|dylib|dll|pyd)\)$")
-_PY_LIB = re.compile(r"(?:^|/)lib(?:64)?/python\d+(?:\.\d+)*t?/")
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -80,30 +77,6 @@ def read(stream: IO[bytes], path: str = "<stream>") -> Profile:
 
 
 # -- classification and colours --------------------------------------------------------
-
-
-def _stdlib_roots() -> tuple[str, ...]:
-    roots: set[str] = set()
-    for key in ("stdlib", "platstdlib"):
-        path = sysconfig.get_paths().get(key)
-        if path:
-            roots.add(path.replace("\\", "/").rstrip("/") + "/")
-    return tuple(sorted(roots))
-
-
-_STDLIB_ROOTS = _stdlib_roots()
-
-
-def classify(frame: Frame) -> str:
-    """``app``, ``stdlib``, ``third-party`` or ``native`` (native or unknown)."""
-    file = frame.file.replace("\\", "/")
-    if not file or file.startswith("<") or file.lower().endswith(_NATIVE_SUFFIXES):
-        return NATIVE
-    if "/site-packages/" in file or "/dist-packages/" in file:
-        return THIRD_PARTY
-    if file.startswith(_STDLIB_ROOTS) or _PY_LIB.search(file):
-        return STDLIB
-    return APP
 
 
 def colour(kind: str, name: str) -> str:
