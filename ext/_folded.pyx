@@ -3,7 +3,7 @@
 
 Same rules, tables and error messages as the pure-Python twin (see its
 docstring); typed loops over the characters of each line replace the
-slicing and searching the twin does with str methods.
+searching the twin does with str methods; splitting stays ``str.split``.
 """
 
 from ember.errors import FormatError
@@ -30,7 +30,7 @@ cdef class FoldedParser:
     def feed(self, lines):
         """Parse lines; line numbers continue from earlier calls."""
         cdef str text, count, stack, name
-        cdef Py_ssize_t cut, i, start, n
+        cdef Py_ssize_t cut, i, n
         cdef Py_UCS4 ch
         cdef list ids
         cdef dict frame_ids = self._frame_ids
@@ -65,19 +65,14 @@ cdef class FoldedParser:
             if len(stack) == 0:
                 raise FormatError("empty stack", line=self.lines)
             ids = []
-            start = 0
-            n = len(stack)
-            for i in range(n + 1):
-                if i == n or stack[i] == u';':
-                    if i == start:
-                        raise FormatError("empty frame name", line=self.lines)
-                    name = stack[start:i]
-                    fid = frame_ids.get(name)
-                    if fid is None:
-                        fid = frame_ids[name] = len(self.frames)
-                        self.frames.append(name)
-                    ids.append(fid)
-                    start = i + 1
+            for name in stack.split(u";"):
+                if len(name) == 0:
+                    raise FormatError("empty frame name", line=self.lines)
+                fid = frame_ids.get(name)
+                if fid is None:
+                    fid = frame_ids[name] = len(self.frames)
+                    self.frames.append(name)
+                ids.append(fid)
             key = tuple(ids)
             sid = stack_ids.get(key)
             if sid is None:

@@ -188,6 +188,19 @@ class Profile:
             profile.add_values(smap[sid], labels, samples, cpu_ns, wall_ns)
         return profile
 
+    @classmethod
+    def from_interned(cls, frames: list[Frame], stacks: list[tuple[int, ...]],
+                      samples: list[int], meta: Metadata | None = None) -> Profile:
+        """A profile over already interned tables: distinct frames, distinct stacks
+        with one unlabelled sample count each (what the folded parser produces)."""
+        profile = cls(meta)
+        profile.frames = frames
+        profile._frame_ids = {frame: i for i, frame in enumerate(frames)}
+        profile.stacks = stacks
+        profile._stack_ids = {stack: i for i, stack in enumerate(stacks)}
+        profile.values = {(sid, ()): Values(count) for sid, count in enumerate(samples)}
+        return profile
+
     # -- combining ----------------------------------------------------------------
     def merge(self, *others: Profile) -> Profile:
         """A new profile holding the sum of this one and ``others``."""

@@ -39,7 +39,8 @@ def add_value_argument(parser: argparse.ArgumentParser, default: str = "samples"
 
 def load_inputs(paths: list[str], endpoint: str | None = None) -> Profile:
     """Every input file read (format detected from content) and merged into one profile."""
-    profile = merge(load(path) for path in paths)
+    # One input needs no merge: merging re-interns every frame and stack.
+    profile = load(paths[0]) if len(paths) == 1 else merge(load(path) for path in paths)
     if endpoint is not None:
         profile = profile.filter(endpoint=endpoint)
         if not profile.values:

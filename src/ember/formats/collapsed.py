@@ -59,11 +59,17 @@ def read(stream: IO[bytes], path: str = "<stream>") -> Profile:
         if exc.path is None:
             raise FormatError(exc.reason, path=path, line=exc.line) from None
         raise
-    profile = Profile()
-    frame_ids = [profile.frame_id(parse_frame(text)) for text in parser.frames]
-    for stack, count in zip(parser.stacks, parser.counts, strict=True):
-        sid = profile.stack_id(tuple(frame_ids[f] for f in stack))
-        profile.add_values(sid, (), count, 0, 0)
+    frames = [parse_frame(text) for text in parser.frames]
+    if len(set(frames)) == len(frames):
+        # The usual case: each frame text is a distinct frame, so the parser's
+        # tables are the profile's tables as they are.
+        profile = Profile.from_interned(frames, parser.stacks, parser.counts)
+    else:
+        profile = Profile()
+        frame_ids = [profile.frame_id(frame) for frame in frames]
+        for stack, count in zip(parser.stacks, parser.counts, strict=True):
+            sid = profile.stack_id(tuple(frame_ids[f] for f in stack))
+            profile.add_values(sid, (), count, 0, 0)
     if not profile.values:
         raise FormatError("no stacks in the file", path=path)
     return profile
