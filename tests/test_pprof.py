@@ -558,3 +558,12 @@ def test_go_profile_survives_ember_round_trip(go_cpu_profile: Path, go_home: Pat
     assert ember.load(out) == p
     _, raw = raw_totals(out, go_home)
     assert raw[:2] == [p.totals().samples, p.totals().cpu_ns]
+
+
+def test_gzip_bomb_is_refused_with_a_format_error(tmp_path: Path) -> None:
+    from ember.formats import pprof
+
+    bomb = gzip.compress(b"\0" * (4 << 20))  # 4 MiB of zeros, a few KiB compressed
+    with pytest.raises(FormatError, match="more than 1048576 bytes"):
+        pprof._inflate(bomb, "bomb.pb.gz", limit=1 << 20)
+    assert pprof._inflate(gzip.compress(b"abc"), "ok.pb.gz", limit=1 << 20) == b"abc"

@@ -1,7 +1,5 @@
 """``python -m ember`` is the ``ember`` command."""
 
-import sys
+from ember.cli.main import run
 
-from ember.cli.main import main
-
-sys.exit(main())
+run()

@@ -32,43 +32,42 @@ class Format(Protocol):
     def write(self, profile: Profile, stream: IO[bytes], **options: Any) -> None: ...
 
 
-def _registry() -> dict[str, Format]:
-    formats: dict[str, Format] = {collapsed.NAME: collapsed}  # type: ignore[dict-item]
-    for name in ("pprof", "speedscope", "svg"):
-        try:
-            module = importlib.import_module(f"ember.formats.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"ember.formats.{name}":
-                raise
-            continue
-        formats[module.NAME] = module
-    return formats
+# name -> output extensions, in detection order. Modules are imported only when
+# a format is used, or asked whether an input is theirs.
+EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "collapsed": collapsed.EXTENSIONS,
+    "pprof": (".pb.gz", ".pprof", ".pb"),
+    "speedscope": (".json", ".speedscope.json"),
+    "svg": (".svg",),
+}
 
 
-FORMATS: dict[str, Format] = _registry()
+def _module(name: str) -> Format:
+    module: Format = importlib.import_module(f"ember.formats.{name}")
+    return module
 
 
 def by_name(name: str) -> Format:
-    try:
-        return FORMATS[name]
-    except KeyError:
-        raise FormatError(f"unknown format {name!r}; known: {', '.join(sorted(FORMATS))}") from None
+    if name not in EXTENSIONS:
+        raise FormatError(f"unknown format {name!r}; known: {', '.join(sorted(EXTENSIONS))}")
+    return _module(name)
 
 
 def for_path(path: str) -> Format:
     """The format an output path asks for by its extension."""
     lower = os.fspath(path).lower()
-    for fmt in FORMATS.values():
-        if lower.endswith(fmt.EXTENSIONS):
-            return fmt
-    known = ", ".join(e for f in FORMATS.values() for e in f.EXTENSIONS)
+    for name, extensions in EXTENSIONS.items():
+        if lower.endswith(extensions):
+            return _module(name)
+    known = ", ".join(e for extensions in EXTENSIONS.values() for e in extensions)
     raise FormatError(f"cannot tell the output format from the extension (known: {known})",
                       path=str(path))
 
 
 def detect(head: bytes, path: str) -> Format:
     """The format of an input, from its first bytes."""
-    for fmt in FORMATS.values():
+    for name in EXTENSIONS:
+        fmt = _module(name)
         if fmt.sniff(head):
             return fmt
     if not head:

@@ -135,15 +135,30 @@ def sniff(head: bytes) -> bool:
 # -- reading --------------------------------------------------------------------------
 
 
+MAX_INFLATED = 1 << 30
+"""Largest decompressed profile accepted (1 GiB): a gzip bomb is an error, not a crash."""
+
+
+def _inflate(data: bytes, path: str, limit: int | None = None) -> bytes:
+    limit = MAX_INFLATED if limit is None else limit
+    inflate = zlib.decompressobj(wbits=31)
+    try:
+        out = inflate.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise FormatError(f"bad gzip data: {exc}", path=path) from None
+    if len(out) > limit:
+        raise FormatError(f"decompresses to more than {limit} bytes: refused", path=path)
+    if not inflate.eof:
+        raise FormatError("bad gzip data: truncated", path=path)
+    return out
+
+
 def read(stream: IO[bytes], path: str = "<stream>") -> Profile:
     data = stream.read()
     if not data:
         raise FormatError("empty file", path=path)
     if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise FormatError(f"bad gzip data: {exc}", path=path) from None
+        data = _inflate(data, path)
     try:
         return _decode(data)
     except (ProtobufError, _Invalid) as exc:
