@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ember import _impl
+from ember.attribution import registry as requests
 from ember.config import Config
 from ember.errors import ProfilerStateError
 from ember.gcstats import GcMonitor
@@ -70,10 +71,6 @@ class EmberThread(threading.Thread):
     """A thread of ember's own (samplers, progress, timers): never sampled."""
 
 
-def thread_labels(thread: threading.Thread) -> Labels:
-    return (("thread", thread.name),)
-
-
 class Sampler:
     """Samples the stacks of this process's threads; see the module docstring."""
 
@@ -111,6 +108,8 @@ class Sampler:
         self._next_refresh = 0
         self._registered: dict[int, threading.Thread | None] = {}
         self._threads_seen: dict[int, threading.Thread] = {}
+        self._requests_seen = -1
+        self._applied: dict[int, Labels] = {}
         self._cpu_mode = cfg.mode == "cpu"
         self._max_threads = cfg.max_threads
         self._window_start = self._clock()
@@ -253,6 +252,12 @@ class Sampler:
             # or names are due for a re-read: register threads before sampling.
             if now >= self._next_refresh or self._threads_seen != _ACTIVE:
                 self._refresh_threads(frames)
+            # Requests began or ended, or event loops switch tasks: relabel threads.
+            if requests.version != self._requests_seen:
+                self._requests_seen = requests.version
+                self._relabel(frames)
+            elif requests.loop_threads():
+                self._relabel(list(requests.loop_threads()))
             chosen = frames
             if len(frames) > self._max_threads:
                 keys = self._rng.sample(list(frames), self._max_threads)
@@ -298,12 +303,31 @@ class Sampler:
                 collector.drop_thread(ident)
                 fresh.add(ident)
             registered[ident] = thread
-            collector.set_thread(ident, thread.native_id or 0, thread_labels(thread))
+            labels = self._applied[ident] = self._labels_of(ident, thread)
+            collector.set_thread(ident, thread.native_id or 0, labels)
         for ident in registered.keys() - frames.keys():
             collector.drop_thread(ident)
             del registered[ident]
+            self._applied.pop(ident, None)
         self._next_refresh = self._clock() + THREAD_REFRESH_NS
         return fresh
+
+    def _labels_of(self, ident: int, thread: threading.Thread) -> Labels:
+        """The thread's name, with the labels of the request it serves now."""
+        request = requests.labels_of(ident)
+        base = (("thread", thread.name),)
+        return tuple(sorted(base + request)) if request else base
+
+    def _relabel(self, idents: Iterable[int]) -> None:
+        """Re-apply request labels to registered threads whose labels changed."""
+        for ident in idents:
+            thread = self._registered.get(ident)
+            if thread is None or ident not in self._applied:  # unknown, or never sampled
+                continue
+            labels = self._labels_of(ident, thread)
+            if labels != self._applied.get(ident):
+                self._applied[ident] = labels
+                self._collector.set_thread(ident, thread.native_id or 0, labels)
 
     def _seal(self, now: int) -> None:
         """Move the current tables into a sealed window. Caller holds the lock."""

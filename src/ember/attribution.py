@@ -1,0 +1,151 @@
+"""Which request each thread or asyncio task is serving, read by the sampler.
+
+Middleware registers the running request; the sampler labels every sample of
+that thread (or, on an event loop's thread, of the loop's current task) with
+the request's endpoint. Sync code is keyed by thread ident; asyncio code by
+task, because concurrent requests interleave on one loop thread. Writing is a
+dict assignment and a version bump; the sampler re-reads threads only when the
+version moved, so an idle registry costs it one integer comparison per cycle.
+
+Endpoint labels are route templates (``GET /items/{item_id}``), never raw
+paths, and at most ``max_endpoints`` distinct ones exist: the rest share
+``other``. Once any middleware is active, samples outside a request carry
+``background``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from typing import Any
+
+from ember.profile import Labels
+
+BACKGROUND = "background"
+OTHER = "other"
+
+_ID_SEGMENT = re.compile(
+    r"^(?:\d+"                                    # 12345
+    r"|[0-9a-fA-F]{8}(?:-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}"  # a uuid
+    r"|(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{12,}"          # long hex with a digit
+    r"|(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{16,})$")  # long token mixing digits
+
+
+def normalise_path(path: str) -> str:
+    """A route-like template from a raw path: ids, uuids and long hex become ``{id}``.
+
+    The fallback for frameworks whose route template ember cannot read.
+    """
+    parts = [("{id}" if part and _ID_SEGMENT.match(part) else part)
+             for part in path.split("?", 1)[0].split("/")]
+    return "/".join(parts) or "/"
+
+
+class Attribution:
+    """The registry of running requests (one per process: :data:`registry`)."""
+
+    def __init__(self, max_endpoints: int = 200) -> None:
+        self.max_endpoints = max_endpoints
+        self.version = 0
+        self.active = False
+        self._lock = threading.Lock()
+        self._endpoints: set[str] = set()
+        self._threads: dict[int, Labels] = {}
+        self._tasks: dict[asyncio.Task[Any], Labels] = {}
+        self._loops: dict[int, asyncio.AbstractEventLoop] = {}
+
+    # -- labels -------------------------------------------------------------------
+    def endpoint(self, method: str, route: str) -> str:
+        """``METHOD route``, or ``other`` once ``max_endpoints`` labels exist."""
+        label = f"{method} {route}" if method else route
+        if label in self._endpoints:
+            return label
+        with self._lock:
+            if len(self._endpoints) >= self.max_endpoints:
+                return OTHER
+            self._endpoints.add(label)
+        return label
+
+    def endpoints(self) -> set[str]:
+        return set(self._endpoints)
+
+    # -- requests -----------------------------------------------------------------
+    def activate(self) -> None:
+        """A middleware is in place: samples outside requests become ``background``."""
+        if not self.active:
+            self.active = True
+            self.version += 1
+
+    def enter_thread(self, labels: Labels, ident: int | None = None) -> None:
+        """The current thread (or ``ident``) now serves a request with ``labels``."""
+        self._threads[threading.get_ident() if ident is None else ident] = labels
+        self.version += 1
+
+    def exit_thread(self, ident: int | None = None) -> None:
+        self._threads.pop(threading.get_ident() if ident is None else ident, None)
+        self.version += 1
+
+    def enter_task(self, labels: Labels, task: asyncio.Task[Any] | None = None) -> None:
+        """The current asyncio task (or ``task``) now serves a request with ``labels``."""
+        task = task if task is not None else asyncio.current_task()
+        if task is None:
+            self.enter_thread(labels)
+            return
+        self._tasks[task] = labels
+        loop = task.get_loop()
+        self._loops[threading.get_ident()] = loop  # a thread may run a new loop later
+        self.version += 1
+
+    def exit_task(self, task: asyncio.Task[Any] | None = None) -> None:
+        task = task if task is not None else asyncio.current_task()
+        if task is None:
+            self.exit_thread()
+            return
+        self._tasks.pop(task, None)
+        self.version += 1
+
+    def reset(self) -> None:
+        """Forget every request, endpoint and loop (tests; a new process)."""
+        with self._lock:
+            self._endpoints.clear()
+            self._threads.clear()
+            self._tasks.clear()
+            self._loops.clear()
+            self.active = False
+            self.version += 1
+
+    # -- read by the sampler ------------------------------------------------------
+    def loop_threads(self) -> dict[int, asyncio.AbstractEventLoop]:
+        """Threads running an event loop that served requests: labelled per cycle."""
+        return self._loops
+
+    def labels_of(self, ident: int) -> Labels | None:
+        """The request labels of a thread now: its own request, or its loop's
+        current task's; ``background`` outside requests once active, else None."""
+        loop = self._loops.get(ident)
+        if loop is not None:
+            task = current_task(loop)
+            labels = self._tasks.get(task) if task is not None else None
+            if labels is not None:
+                return labels
+        labels = self._threads.get(ident)
+        if labels is not None:
+            return labels
+        return ((("endpoint", BACKGROUND),)) if self.active else None
+
+
+def current_task(loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any] | None:
+    """The task running on ``loop`` (called from another thread).
+
+    A dictionary lookup on CPython 3.11-3.13; 3.14 moved the running task onto
+    the thread state. Kept behind this one function for that reason.
+    """
+    try:
+        return asyncio.current_task(loop)
+    except RuntimeError:
+        return None
+
+
+registry = Attribution()
+"""The process-wide registry that middleware writes and samplers read."""
