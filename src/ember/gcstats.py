@@ -11,6 +11,32 @@ import gc
 import time
 from typing import Any
 
+_pause_ns_total = 0
+
+
+def pause_ns_total() -> int:
+    """Collector pause time of this process since ember was imported (all threads).
+
+    Requests read it at start and end for their GC time. Collections pause
+    every thread, so a request's GC time is the pauses during its lifetime.
+    """
+    return _pause_ns_total
+
+
+_started = 0
+
+
+def _total_callback(phase: str, info: dict[str, Any]) -> None:
+    global _started, _pause_ns_total
+    if phase == "start":
+        _started = time.perf_counter_ns()
+    elif _started:
+        _pause_ns_total += time.perf_counter_ns() - _started
+        _started = 0
+
+
+gc.callbacks.append(_total_callback)
+
 
 class GcMonitor:
     """Counts collections and pause seconds per generation while installed."""

@@ -1,0 +1,122 @@
+"""What every framework middleware shares: start the sampler, register the
+request for attribution, measure it, report it to observers (e.g. Prometheus).
+
+A middleware calls :func:`begin` when a request starts and :func:`end` when it
+is over (after the response body). Both are fault-isolated: an error inside
+ember is counted and logged once, and the request goes on untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ember import api
+from ember.attribution import registry
+from ember.gcstats import pause_ns_total
+
+log = logging.getLogger("ember")
+
+Observer = Callable[["Request"], None]
+OBSERVERS: list[Observer] = []
+"""Called with every finished request (Prometheus metrics register here)."""
+
+errors = 0
+"""Failures inside ember's request handling (the requests themselves went on)."""
+
+
+@dataclass
+class Request:
+    """One request as ember measures it."""
+
+    method: str
+    endpoint: str = ""
+    """``METHOD /route/{template}``, capped (``other`` beyond ``max_endpoints``)."""
+    task: asyncio.Task[Any] | None = None
+    thread: int = 0
+    start_ns: int = field(default_factory=time.perf_counter_ns)
+    start_cpu_ns: int = field(default_factory=time.thread_time_ns)
+    start_gc_ns: int = field(default_factory=pause_ns_total)
+    duration_s: float = 0.0
+    cpu_s: float = 0.0
+    """Thread CPU time for sync requests; for asyncio, the CPU of the loop thread
+    while the request's task ran is not separable here (see ``cpu_exact``)."""
+    cpu_exact: bool = True
+    gc_s: float = 0.0
+    status: int = 0
+
+
+def _failed(what: str) -> None:
+    global errors
+    errors += 1
+    if errors == 1:
+        log.exception("ember: %s failed (counted, logged once; the request goes on)", what)
+
+
+def ensure_sampler(start: bool = True, **settings: Any) -> None:
+    """Start the process-wide sampler if it is not running (and ``start`` is true)."""
+    if not start:
+        return
+    try:
+        if api.current() is None:
+            api.start(**settings)
+        registry.activate()
+    except Exception:
+        _failed("starting the sampler")
+
+
+def begin(method: str, endpoint: str, *, asyncio_task: bool = False) -> Request | None:
+    """Register a request that starts now on this thread (or this asyncio task)."""
+    try:
+        labels = (("endpoint", endpoint),)
+        if asyncio_task:
+            task = asyncio.current_task()
+            registry.enter_task(labels, task)
+            return Request(method, endpoint, task=task, cpu_exact=task is None)
+        registry.enter_thread(labels)
+        return Request(method, endpoint, thread=threading.get_ident())
+    except Exception:
+        _failed("registering a request")
+        return None
+
+
+def relabel(request: Request | None, endpoint: str) -> None:
+    """The route became known after routing: label the rest of the request with it."""
+    if request is None or endpoint == request.endpoint:
+        return
+    try:
+        request.endpoint = endpoint
+        labels = (("endpoint", endpoint),)
+        if request.task is not None:
+            registry.enter_task(labels, request.task)
+        else:
+            registry.enter_thread(labels, request.thread)
+    except Exception:
+        _failed("labelling a request")
+
+
+def end(request: Request | None, status: int = 0) -> None:
+    """The request is over: unregister it, measure it, tell the observers."""
+    if request is None:
+        return
+    try:
+        if request.task is not None:
+            registry.exit_task(request.task)
+        else:
+            registry.exit_thread(request.thread)
+        request.duration_s = (time.perf_counter_ns() - request.start_ns) / 1e9
+        if request.thread == threading.get_ident() and request.task is None:
+            request.cpu_s = (time.thread_time_ns() - request.start_cpu_ns) / 1e9
+        else:
+            request.cpu_exact = False
+        request.gc_s = (pause_ns_total() - request.start_gc_ns) / 1e9
+        request.status = status
+        for observer in list(OBSERVERS):
+            observer(request)
+    except Exception:
+        _failed("finishing a request")
