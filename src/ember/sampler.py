@@ -135,6 +135,7 @@ class Sampler:
         """Start the sampling thread. Starting a running sampler is an error."""
         if self.running:
             raise ProfilerStateError("sampler is already running")
+        repair_native_id()
         self._reset_state()
         self._stopping = False
         self._wakeup = threading.Lock()
@@ -406,13 +407,29 @@ class Sampler:
             self.start()
 
 
+def repair_native_id() -> None:
+    """Give threads that kept their parent's native id across a fork their own.
+
+    CPython 3.11 keeps the forking thread's native id in the child, so its CPU
+    clock would be read from a thread of the parent. Repaired at fork when ember
+    was imported before it, and when a sampler starts: a pre-forking server
+    (gunicorn without ``--preload``) imports ember only in the worker. The main
+    thread of a fork child is the forking thread, whose kernel id is the pid.
+    """
+    with contextlib.suppress(Exception):
+        current = threading.current_thread()
+        if current.native_id != threading.get_native_id() and hasattr(current, "_native_id"):
+            current._native_id = threading.get_native_id()
+        main, pid = threading.main_thread(), os.getpid()
+        if (main.native_id != pid and hasattr(main, "_native_id")
+                and not os.path.exists(f"/proc/self/task/{main.native_id}")
+                and os.path.exists(f"/proc/self/task/{pid}")):
+            main._native_id = pid
+
+
 def _after_fork_in_child() -> None:
     _sampler_idents.clear()
-    # CPython 3.11 keeps the parent's native id on the forking thread: its CPU
-    # clock would be read from a thread that does not exist in the child.
-    current = threading.current_thread()
-    if current.native_id != threading.get_native_id() and hasattr(current, "_native_id"):
-        current._native_id = threading.get_native_id()
+    repair_native_id()
     for sampler in list(_live_samplers):
         try:
             sampler._after_fork_in_child()

@@ -1,0 +1,293 @@
+"""ASGI middleware (Starlette, FastAPI): attribute samples to the request's route.
+
+Usage::
+
+    from ember.asgi import EmberMiddleware
+    app.add_middleware(EmberMiddleware)            # Starlette / FastAPI
+    app = EmberMiddleware(app, rate=100)           # any other ASGI app
+
+For every ``http`` request the middleware registers the request's asyncio task
+(:func:`ember.middleware.begin`) under a provisional endpoint label -- the
+``label(scope)`` callable if one was given, else the path with ids replaced
+(:func:`ember.attribution.normalise_path`). As soon as Starlette's router picks
+a route (it writes ``scope["route"]``) the request is relabelled with the
+route template (``GET /items/{item_id}``); the same is checked again when the
+response starts. The request ends exactly once: when the response body (and
+trailers, if announced) is complete, or when the app returns or raises (status
+500 for an exception, 0 for a client that went away).
+
+Route hook. To see ``scope["route"]`` when the router writes it -- before the
+endpoint runs, so its CPU carries the template and not the raw path -- the app
+below the middleware receives a copy of the scope (a ``dict`` subclass) that
+notices that key; every write to the copy is also made to the server's scope,
+so middleware outside ember still sees what the router set.
+
+Thread pool. Sync endpoints and sync dependencies run in Starlette's thread
+pool (``anyio.to_thread.run_sync``). The middleware keeps the request in a
+:class:`contextvars.ContextVar`, which anyio copies into the worker, and the
+first :class:`EmberMiddleware` created replaces ``anyio.to_thread.run_sync``
+(once, process-wide; :func:`install_threadpool_hook`) with a wrapper that, when
+called inside a request, registers the worker thread for that request for the
+duration of the call. Outside a request the wrapper calls the original as is.
+
+``websocket`` and ``lifespan`` scopes pass through untouched. Nothing that goes
+wrong inside ember reaches the application: errors are counted in
+:data:`ember.middleware.errors` and logged once.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeVar
+
+from ember import middleware
+from ember.attribution import normalise_path, registry
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+T = TypeVar("T")
+
+
+class _State:
+    """One request in flight, as the middleware, the scope hook and workers see it."""
+
+    __slots__ = ("done", "method", "request", "root_path", "route_label")
+
+    def __init__(self, method: str, root_path: str) -> None:
+        self.method = method
+        self.root_path = root_path
+        self.request: middleware.Request | None = None
+        self.route_label: str | None = None
+        self.done = False
+
+    def route_seen(self, scope: MutableMapping[str, Any], route: Any) -> None:
+        """The router picked ``route`` (mounted routers add their own prefix)."""
+        try:
+            template = getattr(route, "path_format", None) or getattr(route, "path", None)
+            if not isinstance(template, str):
+                return
+            root = scope.get("root_path", "")
+            if isinstance(root, str) and len(root) > len(self.root_path) \
+                    and root.startswith(self.root_path):  # inside a Mount
+                template = normalise_path(root[len(self.root_path):]) + template
+            self.route_label = registry.endpoint(self.method, template)
+            if not self.done:
+                middleware.relabel(self.request, self.route_label)
+        except Exception:
+            middleware._failed("reading the route")
+
+    def endpoint(self) -> str | None:
+        return self.request.endpoint if self.request is not None else None
+
+
+_current: contextvars.ContextVar[_State | None] = contextvars.ContextVar(
+    "ember_asgi_request", default=None)
+
+
+class _Scope(dict[str, Any]):
+    """The scope handed to the app: notices ``route``, mirrors writes to the original."""
+
+    __slots__ = ("_ember_original", "_ember_state")
+
+    def __init__(self, original: Scope, state: _State) -> None:
+        super().__init__(original)
+        self._ember_original = original
+        self._ember_state = state
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self._ember_mirror(key, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        items = dict(*args, **kwargs)
+        super().update(items)
+        for key, value in items.items():
+            self._ember_mirror(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        try:
+            self._ember_original.pop(key, None)
+        except Exception:
+            middleware._failed("mirroring the scope")
+
+    def _ember_mirror(self, key: str, value: Any) -> None:
+        try:
+            self._ember_original[key] = value
+        except Exception:
+            middleware._failed("mirroring the scope")
+        if key == "route":
+            self._ember_state.route_seen(self, value)
+
+
+class EmberMiddleware:
+    """ASGI middleware attributing samples to route templates; see the module docstring.
+
+    ``label`` maps a scope to the provisional route (default: the normalised
+    path); a route template found by Starlette's router replaces it.
+    ``max_endpoints`` caps the process-wide number of endpoint labels. Other
+    keyword settings go to :func:`ember.start` when ``start_sampler`` is true.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        start_sampler: bool = True,
+        label: Callable[[Scope], str] | None = None,
+        max_endpoints: int | None = None,
+        **sampler_settings: Any,
+    ) -> None:
+        self.app = app
+        self.label = label
+        try:
+            if max_endpoints is not None:
+                registry.max_endpoints = max_endpoints
+            install_threadpool_hook()
+        except Exception:
+            middleware._failed("setting up the ASGI middleware")
+        middleware.ensure_sampler(start_sampler, **sampler_settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        state, inner = self._begin(scope)
+        if state is None:
+            await self.app(scope, receive, send)
+            return
+        token = _current.set(state)
+        status = 0
+        complete = False
+        trailers = False
+        disconnected = False
+
+        async def receive_wrapper() -> Message:
+            nonlocal disconnected
+            message = await receive()
+            if message.get("type") == "http.disconnect":
+                disconnected = True
+            return message
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, complete, trailers, disconnected
+            try:
+                kind = message.get("type")
+                if kind == "http.response.start":
+                    status = int(message.get("status", 0))
+                    trailers = bool(message.get("trailers", False))
+                    if state.route_label is None:
+                        route = inner.get("route")
+                        if route is not None:
+                            state.route_seen(inner, route)
+                elif kind == "http.response.body":
+                    complete = not message.get("more_body", False) and not trailers
+                elif kind == "http.response.trailers":
+                    complete = not message.get("more_trailers", False)
+            except Exception:
+                middleware._failed("watching the response")
+            try:
+                await send(message)
+            except BaseException:
+                disconnected = True
+                raise
+            if complete:
+                self._end(state, status)
+
+        try:
+            await self.app(inner, receive_wrapper, send_wrapper)
+        except BaseException:
+            self._end(state, 0 if disconnected else 500)
+            raise
+        finally:
+            self._end(state, 0 if disconnected and not complete else status)
+            _current.reset(token)
+
+    def _begin(self, scope: Scope) -> tuple[_State | None, Scope]:
+        try:
+            method = str(scope.get("method", ""))
+            route = self.label(scope) if self.label is not None else \
+                normalise_path(str(scope.get("path", "/")))
+            state = _State(method, str(scope.get("root_path", "")))
+            inner = _Scope(scope, state)
+        except Exception:
+            middleware._failed("registering a request")
+            return None, scope
+        try:
+            state.request = middleware.begin(
+                method, registry.endpoint(method, route), asyncio_task=True)
+        except Exception:
+            middleware._failed("registering a request")
+        return state, inner
+
+    @staticmethod
+    def _end(state: _State, status: int) -> None:
+        if state.done:
+            return
+        state.done = True
+        try:
+            middleware.end(state.request, status)
+        except Exception:
+            middleware._failed("finishing a request")
+
+
+# -- the thread pool ----------------------------------------------------------------
+_hook_lock = threading.Lock()
+
+
+def _in_request(state: _State, func: Callable[..., T], *args: Any) -> T:
+    """Run ``func`` in a worker thread, registered for the request ``state``."""
+    entered = False
+    try:
+        endpoint = state.endpoint()
+        if endpoint is not None and not state.done:
+            registry.enter_thread((("endpoint", endpoint),))
+            entered = True
+    except Exception:
+        middleware._failed("registering a worker thread")
+    try:
+        return func(*args)
+    finally:
+        if entered:
+            try:
+                registry.exit_thread()
+            except Exception:
+                middleware._failed("unregistering a worker thread")
+
+
+def install_threadpool_hook() -> bool:
+    """Wrap ``anyio.to_thread.run_sync`` so workers carry the calling request.
+
+    Idempotent; returns whether it installed the wrapper now. Starlette's
+    ``run_in_threadpool`` (sync endpoints, dependencies, background tasks) and
+    FastAPI look the function up on the module at every call, so they see it.
+    """
+    try:
+        import anyio.to_thread
+    except ImportError:
+        return False
+    with _hook_lock:
+        original = anyio.to_thread.run_sync
+        if getattr(original, "__ember_wrapped__", False):
+            return False
+
+        @functools.wraps(original)
+        async def run_sync(func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+            state = _current.get()
+            if state is None or state.done:
+                return await original(func, *args, **kwargs)
+            return await original(functools.partial(_in_request, state, func), *args, **kwargs)
+
+        run_sync.__ember_wrapped__ = True  # type: ignore[attr-defined]
+        anyio.to_thread.run_sync = run_sync  # type: ignore[assignment]
+        return True
+
+
+__all__ = ["EmberMiddleware", "install_threadpool_hook"]

@@ -1,0 +1,115 @@
+"""Django integration: add ``"ember.django.EmberMiddleware"`` to ``MIDDLEWARE``.
+
+Put it first, so the whole request (the other middleware included) is
+measured. The sampler starts when Django loads its middleware (in each worker
+process), with the settings of an optional ``EMBER`` dict in the Django
+settings: ``{"start_sampler": True, "max_endpoints": 200, "rate": 100, ...}``.
+
+A request is labelled with its normalised raw path until URL resolution, then
+(in ``process_view``) with its route template: ``items/<int:item_id>`` becomes
+``GET /items/{item_id}``, a ``re_path`` regex ``^items/(?P<pk>\\d+)/$`` becomes
+``GET /items/{pk}/``. Requests that resolve to no view keep the normalised
+path (capped like every label). The request ends when Django's WSGI handler
+closes the response, so streaming responses are measured whole.
+
+Synchronous (WSGI) only. Failures inside ember never affect the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ember import middleware
+from ember.attribution import normalise_path, registry
+from ember.wsgi import _failed, route_template
+
+_ATTR = "_ember_request"
+
+
+def _end(ember_request: middleware.Request, status: int) -> None:
+    try:
+        middleware.end(ember_request, status)
+    except Exception:
+        _failed("finishing a request")
+
+
+class EmberMiddleware:
+    """New-style Django middleware (``__init__(get_response)``, ``__call__(request)``)."""
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+        try:
+            from django.conf import settings  # type: ignore[import-untyped,unused-ignore]
+
+            options = dict(getattr(settings, "EMBER", None) or {})
+            start = bool(options.pop("start_sampler", True))
+            max_endpoints = options.pop("max_endpoints", None)
+            if max_endpoints is not None:
+                registry.max_endpoints = int(max_endpoints)
+            middleware.ensure_sampler(start, **options)
+            registry.activate()
+        except Exception:
+            _failed("starting the sampler")
+
+    def _begin(self, request: Any) -> middleware.Request | None:
+        try:
+            method = str(request.method or "GET")
+            endpoint = registry.endpoint(method, normalise_path(request.path_info or "/"))
+            ember_request = middleware.begin(method, endpoint)
+            setattr(request, _ATTR, ember_request)
+            return ember_request
+        except Exception:
+            _failed("registering a request")
+            return None
+
+    def __call__(self, request: Any) -> Any:
+        ember_request = self._begin(request)
+        if ember_request is None:
+            return self.get_response(request)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            _end(ember_request, 500)
+            raise
+        self._end_on_close(response, ember_request)
+        return response
+
+    def _end_on_close(self, response: Any, ember_request: middleware.Request) -> None:
+        try:
+            status = int(getattr(response, "status_code", 0) or 0)
+        except Exception:
+            status = 0
+        try:
+            closers = getattr(response, "_resource_closers", None)
+        except Exception:
+            closers = None
+        if isinstance(closers, list):
+            done = False
+
+            def finish() -> None:
+                nonlocal done
+                if not done:
+                    done = True
+                    _end(ember_request, status)
+
+            closers.append(finish)
+        else:
+            _end(ember_request, status)
+
+    def process_view(self, request: Any, view_func: Any, view_args: Any,
+                     view_kwargs: Any) -> None:
+        """URL resolution is done: label the rest of the request with its route."""
+        try:
+            ember_request = getattr(request, _ATTR, None)
+            match = request.resolver_match
+            if ember_request is None or match is None or match.route is None:
+                return None
+            route = route_template(str(match.route))
+            middleware.relabel(ember_request, registry.endpoint(ember_request.method, route))
+        except Exception:
+            _failed("reading the Django route")
+        return None

@@ -1,0 +1,41 @@
+"""Flask integration: ``ember.flask.init_app(app)``.
+
+::
+
+    import ember.flask
+    ember.flask.init_app(app, service="shop")
+
+Wraps ``app.wsgi_app`` with :class:`ember.wsgi.EmberMiddleware` (``options``
+are its keyword arguments: ``start_sampler``, ``label``, ``max_endpoints`` and
+sampler settings) and labels each request, once Flask has routed it, with its
+route template: ``/items/<int:item_id>`` becomes ``GET /items/{item_id}``.
+Requests no route matches (404, 405) are labelled ``METHOD [unmatched]`` so
+that scanners probing random paths cannot create labels. Before routing (and
+if ember fails to read the route) the label is the normalised raw path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask
+
+from ember.wsgi import UNMATCHED, EmberMiddleware, _failed, route_template, set_route
+
+
+def _label_route() -> None:
+    try:
+        request = flask.request
+        rule = request.url_rule
+        route = UNMATCHED if rule is None else route_template(rule.rule)
+        set_route(request.environ, route)
+    except Exception:
+        _failed("reading the Flask route")
+
+
+def init_app(app: flask.Flask, **options: Any) -> flask.Flask:
+    """Profile ``app``'s requests per endpoint; returns ``app``."""
+    app.wsgi_app = EmberMiddleware(app.wsgi_app, **options)  # type: ignore[method-assign]
+    # first, so the application's own before_request hooks run under the route
+    app.before_request_funcs.setdefault(None, []).insert(0, _label_route)
+    return app

@@ -1,0 +1,287 @@
+"""WSGI middleware: attribute every request's samples to its endpoint.
+
+::
+
+    from ember.wsgi import EmberMiddleware
+    application = EmberMiddleware(application, service="shop")
+
+Each request is labelled first with a provisional endpoint: ``label(environ)``
+when given, else ``METHOD`` plus the path normalised by
+:func:`ember.attribution.normalise_path` (ids, uuids and long hex become
+``{id}``). A framework integration that knows the route template after routing
+calls :func:`set_route` (or just sets ``environ["ember.route"]``, which is read
+when the response starts); the rest of the request then carries
+``METHOD /route/{template}``. All labels go through the registry's cap:
+beyond ``max_endpoints`` distinct ones, requests share ``other``.
+
+The request ends (once) when the server closes the response iterable, so
+streaming bodies are measured whole. ``wsgi.file_wrapper`` responses are
+passed through unwrapped (their ``close`` is hooked) so servers keep their
+``sendfile`` fast path. Exceptions of the application propagate unchanged; a
+failure inside ember is counted in :data:`ember.middleware.errors`, logged
+once, and the request goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any
+
+from ember import middleware
+from ember.attribution import normalise_path, registry
+
+Environ = dict[str, Any]
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse = Callable[..., Callable[[bytes], object]]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+ROUTE_KEY = "ember.route"
+"""Environ key a framework integration sets to the request's route template."""
+_CALL_KEY = "ember.call"
+
+UNMATCHED = "[unmatched]"
+"""Route of requests no framework route matched (``GET [unmatched]``)."""
+
+
+def _failed(what: str) -> None:
+    with contextlib.suppress(Exception):  # counting a failure must not fail the request
+        middleware._failed(what)
+
+
+class _Call:
+    """One request passing through the middleware."""
+
+    __slots__ = ("done", "environ", "lock", "method", "request", "route", "status")
+
+    def __init__(self, environ: Environ, method: str) -> None:
+        self.environ = environ
+        self.method = method
+        self.request: middleware.Request | None = None
+        self.route: str | None = None
+        self.status = 0
+        self.done = False
+        self.lock = threading.Lock()
+
+    def set_route(self, route: str) -> None:
+        """Relabel the request with ``METHOD route`` (capped) if the route is new."""
+        if route == self.route:
+            return
+        self.route = route
+        try:
+            if self.request is not None:
+                middleware.relabel(self.request, registry.endpoint(self.method, route))
+        except Exception:
+            _failed("labelling a request")
+
+    def finish(self, status: int | None = None) -> None:
+        """End the request exactly once."""
+        with self.lock:
+            if self.done:
+                return
+            self.done = True
+        try:
+            middleware.end(self.request, self.status if status is None else status)
+        except Exception:
+            _failed("finishing a request")
+
+
+def set_route(environ: Environ, route: str) -> None:
+    """The framework routed the request: label the rest of it with ``route``.
+
+    ``route`` is a template such as ``/items/{item_id}`` (see
+    :func:`route_template`). Never raises.
+    """
+    try:
+        environ[ROUTE_KEY] = route
+        call = environ.get(_CALL_KEY)
+        if isinstance(call, _Call):
+            call.set_route(route)
+    except Exception:
+        _failed("labelling a request")
+
+
+def route_template(route: str) -> str:
+    """A framework route as an ember template: ``items/<int:item_id>`` -> ``/items/{item_id}``.
+
+    Handles Flask/Werkzeug and Django ``path()`` converters (``<name>``,
+    ``<conv:name>``, ``<any(a,b):name>``) and Django ``re_path()`` regexes
+    (``^items/(?P<pk>[0-9]+)/$`` -> ``/items/{pk}/``; unnamed groups become ``{}``).
+    """
+    route = route.removeprefix("^")
+    for suffix in ("\\Z", "$"):
+        route = route.removesuffix(suffix)
+    out: list[str] = []
+    i, n = 0, len(route)
+    while i < n:
+        ch = route[i]
+        if ch == "<":
+            close = route.find(">", i)
+            if close < 0:
+                out.append(route[i:])
+                break
+            name = route[i + 1:close].rsplit(":", 1)[-1].strip()
+            out.append("{" + name + "}")
+            i = close + 1
+        elif ch == "(" and (i == 0 or route[i - 1] != "\\"):
+            # a regex group: skip to its matching parenthesis
+            depth, j = 0, i
+            while j < n:
+                if route[j] == "\\":
+                    j += 2
+                    continue
+                if route[j] == "(":
+                    depth += 1
+                elif route[j] == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            group = route[i:j + 1]
+            if group.startswith("(?P<"):
+                out.append("{" + group[4:group.find(">")] + "}")
+            else:
+                out.append("{}")
+            i = j + 1
+        elif ch == "\\" and i + 1 < n:
+            out.append(route[i + 1])
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    text = "".join(out)
+    return text if text.startswith("/") else "/" + text
+
+
+class _Response:
+    """The application's iterable, ending the request when it is closed."""
+
+    __slots__ = ("_call", "_closed", "_inner")
+
+    def __init__(self, inner: Iterable[bytes], call: _Call) -> None:
+        self._inner = inner
+        self._call = call
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._inner)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._inner, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._call.finish()
+
+
+class EmberMiddleware:
+    """Wrap a WSGI application; see the module docstring.
+
+    ``start_sampler``: start the process-wide sampler (with ``sampler_settings``,
+    as in :class:`ember.Config`) on the first request of each process, so a
+    pre-forking server starts it in every worker after the fork.
+    ``label(environ)``: the provisional endpoint label of a request (capped like
+    every label). ``max_endpoints``: sets the registry's cap on distinct labels.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        start_sampler: bool = True,
+        label: Callable[[Environ], str] | None = None,
+        max_endpoints: int | None = None,
+        **sampler_settings: Any,
+    ) -> None:
+        self.app = app
+        self.label = label
+        self.start_sampler = start_sampler
+        self.sampler_settings = sampler_settings
+        self._pid = 0
+        if max_endpoints is not None:
+            registry.max_endpoints = max_endpoints
+
+    def _ensure_sampler(self) -> None:
+        pid = os.getpid()
+        if pid != self._pid:
+            self._pid = pid
+            middleware.ensure_sampler(self.start_sampler, **self.sampler_settings)
+            if not self.start_sampler:
+                registry.activate()
+
+    def _begin(self, environ: Environ) -> _Call | None:
+        try:
+            self._ensure_sampler()
+            method = str(environ.get("REQUEST_METHOD") or "GET")
+            call = _Call(environ, method)
+            if self.label is not None:
+                endpoint = registry.endpoint("", self.label(environ))
+            else:
+                path = environ.get("PATH_INFO") or "/"
+                endpoint = registry.endpoint(method, normalise_path(path))
+            call.request = middleware.begin(method, endpoint)
+            environ[_CALL_KEY] = call
+            return call
+        except Exception:
+            _failed("registering a request")
+            return None
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        call = self._begin(environ)
+        if call is None:
+            return self.app(environ, start_response)
+
+        def ember_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Callable[[bytes], object]:
+            try:
+                call.status = int(status[:3])
+                route = environ.get(ROUTE_KEY)
+                if isinstance(route, str):
+                    call.set_route(route)
+            except Exception:
+                _failed("labelling a request")
+            if exc_info is None:
+                return start_response(status, headers)
+            return start_response(status, headers, exc_info)
+
+        try:
+            result = self.app(environ, ember_start_response)
+        except BaseException:
+            call.finish(500)
+            raise
+        return self._wrap(result, environ, call)
+
+    def _wrap(self, result: Iterable[bytes], environ: Environ, call: _Call) -> Iterable[bytes]:
+        try:
+            file_wrapper = environ.get("wsgi.file_wrapper")
+            if isinstance(file_wrapper, type) and isinstance(result, file_wrapper):
+                inner_close = getattr(result, "close", None)
+                closed = False
+
+                def close() -> None:
+                    nonlocal closed
+                    if closed:
+                        return
+                    closed = True
+                    try:
+                        if inner_close is not None:
+                            inner_close()
+                    finally:
+                        call.finish()
+
+                try:
+                    result.close = close  # type: ignore[attr-defined]
+                    return result
+                except (AttributeError, TypeError):
+                    pass  # no instance attributes: wrap it like any iterable
+        except Exception:
+            _failed("wrapping a response")
+        return _Response(result, call)
