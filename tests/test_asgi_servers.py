@@ -106,5 +106,8 @@ def test_uvicorn_fastapi_requests_are_attributed(server: tuple[str, Path]) -> No
         assert n >= 10, (function, n)
         print(function, endpoint, f"{share:.3f}", n)
     endpoints = profile.label_values("endpoint")
-    assert "GET /sync/{id}" not in endpoints  # relabelled before the handler ran
+    # Relabelled at routing, before the handler ran: the provisional label holds
+    # only what ran between the request's start and routing.
+    provisional = profile.filter(endpoint="GET /sync/{id}").totals().samples
+    assert provisional <= 0.02 * profile.totals().samples, provisional
     assert {"GET /alpha", "GET /beta", "GET /sync/{item_id}"} <= endpoints

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ember import api
-from ember.attribution import registry
+from ember.attribution import registry as requests
 from ember.gcstats import pause_ns_total
 
 log = logging.getLogger("ember")
@@ -58,16 +58,27 @@ def _failed(what: str) -> None:
         log.exception("ember: %s failed (counted, logged once; the request goes on)", what)
 
 
-def ensure_sampler(start: bool = True, **settings: Any) -> None:
-    """Start the process-wide sampler if it is not running (and ``start`` is true)."""
-    if not start:
-        return
+def ensure_sampler(start: bool = True, *, metrics: bool = True, registry: Any = None,
+                   **settings: Any) -> None:
+    """Start the process-wide sampler if it is not running (and ``start`` is true),
+    and ember's Prometheus metrics (``metrics``; when prometheus-client is
+    installed) in ``registry``, by default prometheus-client's global one, so an
+    application's existing ``/metrics`` shows them."""
     try:
-        if api.current() is None:
+        if start and api.current() is None:
             api.start(**settings)
-        registry.activate()
+        requests.activate()
     except Exception:
         _failed("starting the sampler")
+    if metrics:
+        try:
+            from ember import metrics as prometheus
+        except ImportError:  # prometheus-client is not installed: no metrics
+            return
+        try:
+            prometheus.install(registry)
+        except Exception:
+            _failed("installing the Prometheus metrics")
 
 
 def begin(method: str, endpoint: str, *, asyncio_task: bool = False) -> Request | None:
@@ -76,9 +87,9 @@ def begin(method: str, endpoint: str, *, asyncio_task: bool = False) -> Request 
         labels = (("endpoint", endpoint),)
         if asyncio_task:
             task = asyncio.current_task()
-            registry.enter_task(labels, task)
+            requests.enter_task(labels, task)
             return Request(method, endpoint, task=task, cpu_exact=task is None)
-        registry.enter_thread(labels)
+        requests.enter_thread(labels)
         return Request(method, endpoint, thread=threading.get_ident())
     except Exception:
         _failed("registering a request")
@@ -93,9 +104,9 @@ def relabel(request: Request | None, endpoint: str) -> None:
         request.endpoint = endpoint
         labels = (("endpoint", endpoint),)
         if request.task is not None:
-            registry.enter_task(labels, request.task)
+            requests.enter_task(labels, request.task)
         else:
-            registry.enter_thread(labels, request.thread)
+            requests.enter_thread(labels, request.thread)
     except Exception:
         _failed("labelling a request")
 
@@ -106,9 +117,9 @@ def end(request: Request | None, status: int = 0) -> None:
         return
     try:
         if request.task is not None:
-            registry.exit_task(request.task)
+            requests.exit_task(request.task)
         else:
-            registry.exit_thread(request.thread)
+            requests.exit_thread(request.thread)
         request.duration_s = (time.perf_counter_ns() - request.start_ns) / 1e9
         if request.thread == threading.get_ident() and request.task is None:
             request.cpu_s = (time.thread_time_ns() - request.start_cpu_ns) / 1e9

@@ -110,6 +110,7 @@ class Sampler:
         self._threads_seen: dict[int, threading.Thread] = {}
         self._requests_seen = -1
         self._applied: dict[int, Labels] = {}
+        self._skipped: set[int] = set()  # ember's own threads, registered as never sampled
         self._cpu_mode = cfg.mode == "cpu"
         self._max_threads = cfg.max_threads
         self._window_start = self._clock()
@@ -261,7 +262,9 @@ class Sampler:
                 self._relabel(list(requests.loop_threads()))
             chosen = frames
             if len(frames) > self._max_threads:
-                keys = self._rng.sample(list(frames), self._max_threads)
+                # ember's own threads are never sampled: keep them out of the draw.
+                candidates = [k for k in frames if k not in self._skipped]
+                keys = self._rng.sample(candidates, min(self._max_threads, len(candidates)))
                 chosen = {k: frames[k] for k in keys}
             taken: int = collector.collect(chosen, now, cycle_ns, cpu_mode)
             # Threads still unknown, or whose clock died: register and sample them.
@@ -293,7 +296,9 @@ class Sampler:
                 if registered.get(ident, None) is not thread:
                     collector.set_thread(ident, 0, None)  # None: never sampled
                     registered[ident] = thread
+                    self._skipped.add(ident)
                 continue
+            self._skipped.discard(ident)
             if thread is None:  # unknown to threading: no CPU clock, wall mode only
                 if ident not in registered and ident not in _sampler_idents:
                     collector.set_thread(ident, 0, (("thread", f"thread-{ident}"),))
@@ -310,6 +315,7 @@ class Sampler:
             collector.drop_thread(ident)
             del registered[ident]
             self._applied.pop(ident, None)
+            self._skipped.discard(ident)
         self._next_refresh = self._clock() + THREAD_REFRESH_NS
         return fresh
 

@@ -1,0 +1,425 @@
+"""Prometheus metrics: request CPU/latency histograms and hot functions per endpoint.
+
+:func:`install` creates, once per registry, the metrics of DESIGN.md
+("Prometheus") with prometheus-client. They are plain Counter / Gauge /
+Histogram objects only, so prometheus-client's multiprocess mode works:
+
+=====================================  =========  ==========================
+metric                                 type       labels
+=====================================  =========  ==========================
+``ember_request_duration_seconds``     histogram  endpoint, method
+``ember_request_cpu_seconds``          histogram  endpoint, method
+``ember_function_self_seconds_total``  counter    endpoint, function
+``ember_gc_pause_seconds``             histogram  generation
+``ember_samples_total``                counter    kind (cpu, wall)
+``ember_sampler_overhead_ratio``       gauge
+``ember_sampler_interval_seconds``     gauge
+``ember_stacks_truncated_total``       counter
+=====================================  =========  ==========================
+
+Where the values come from:
+
+- the request histograms from an observer in :data:`ember.middleware.OBSERVERS`
+  (every request a middleware reports);
+- the function counters, samples and truncation counters from the sealed
+  windows of the process-wide sampler (:func:`ember.api.current`), each
+  consumed exactly once by a daemon feeder thread (an
+  :class:`ember.sampler.EmberThread`, so it is never sampled); the gauges from
+  the sampler's ``stats()`` at the same time;
+- the GC pauses from a ``gc.callbacks`` hook. The hook only appends to a
+  bounded buffer (a collection may run while this very thread holds a metric's
+  lock); the feeder moves the pauses into the histogram.
+
+``ember_function_self_seconds_total`` counts, per endpoint, the self CPU
+seconds (``cpu_ns``; ``samples * period`` when the window has no CPU times) of
+that endpoint's ``top_k`` functions of each window; the rest goes to
+``function="other"``. The function label is ``qualname (dir/file.py:line)``
+(the last two path parts, at most :data:`MAX_FUNCTION_LABEL` characters). A
+function keeps its label once it got one; each endpoint admits at most
+``2 * top_k`` named functions and at most ``max_endpoints`` endpoints get their
+own label (the rest ``endpoint="other"``), so the number of series is bounded
+by ``max_endpoints * (2 * top_k + 1)``. Samples outside any request are
+labelled ``endpoint="background"``.
+
+Nothing that fails in here reaches the application: errors are counted
+(:attr:`Metrics.errors`) and logged once.
+
+Exposing ``/metrics``
+---------------------
+
+One process (no gunicorn workers)::
+
+    import ember, ember.metrics, prometheus_client
+    ember.start()
+    ember.metrics.install()
+    # WSGI: mount next to your app (e.g. werkzeug DispatcherMiddleware)
+    metrics_app = prometheus_client.make_wsgi_app()
+    # ASGI (Starlette / FastAPI):
+    app.mount("/metrics", prometheus_client.make_asgi_app())
+    # or a separate port, served from a thread:
+    prometheus_client.start_http_server(9100)
+
+Several worker processes (gunicorn): prometheus-client's multiprocess mode.
+Point ``PROMETHEUS_MULTIPROC_DIR`` at an empty directory *before* the app (and
+prometheus_client) is imported, e.g. ``PROMETHEUS_MULTIPROC_DIR=/run/app-metrics
+gunicorn -c gunicorn.conf.py app:app``; every worker writes its values there.
+``/metrics`` is then served from a fresh registry that aggregates the files::
+
+    from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+    def metrics_view():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)      # content type: CONTENT_TYPE_LATEST
+
+(``make_wsgi_app(registry)`` / ``make_asgi_app(registry)`` with that registry
+work too.) In ``gunicorn.conf.py``, tell prometheus-client when a worker
+exits, so its live gauges disappear::
+
+    from prometheus_client import multiprocess
+
+    def child_exit(server, worker):
+        multiprocess.mark_process_dead(worker.pid)
+
+Empty the directory between runs of the server. In multiprocess mode the
+counters and histograms are summed over the workers (no ``pid`` label); the two
+sampler gauges report the highest value over the live workers (``livemax``).
+With ``gunicorn --preload`` the feeder thread is restarted in every worker
+after the fork.
+"""
+
+from __future__ import annotations
+
+import collections
+import gc
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from ember import api, middleware
+from ember.attribution import BACKGROUND, OTHER
+from ember.profile import Frame, Profile
+from ember.sampler import EmberThread, Sampler, Window
+
+log = logging.getLogger("ember")
+
+MAX_FUNCTION_LABEL = 200
+"""Longest ``function`` label value (longer ones are cut, keeping the location)."""
+POLL_SECONDS = 1.0
+"""How often the feeder looks for newly sealed windows."""
+GC_BUFFER = 10_000
+"""GC pauses held between two feeder polls at most (the oldest are dropped)."""
+
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                   1.0, 2.5, 5.0, 10.0, 30.0)
+GC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+              0.1, 0.25, 1.0)
+
+_lock = threading.Lock()
+_installed: dict[int, Metrics] = {}  # id(registry) -> metrics (registry kept alive by it)
+
+
+def function_label(frame: Frame) -> str:
+    """``qualname (dir/file.py:line)``: short, bounded and still unambiguous enough."""
+    if not frame.file and not frame.line:
+        name = frame.name
+    else:
+        parts = frame.file.replace("\\", "/").split("/")
+        name = f"{frame.name} ({'/'.join(parts[-2:])}:{frame.line})"
+    if len(name) > MAX_FUNCTION_LABEL:
+        keep = MAX_FUNCTION_LABEL - 3
+        name = name[: keep // 2] + "..." + name[-(keep - keep // 2):]
+    return name
+
+
+class Metrics:
+    """The ember metrics of one registry; made by :func:`install`."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        top_k: int = 10,
+        sampler: Sampler | None = None,
+        max_endpoints: int = 100,
+        poll: float = POLL_SECONDS,
+    ) -> None:
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, not {top_k}")
+        self.registry = registry
+        self.top_k = top_k
+        self.max_functions = 2 * top_k
+        self.max_endpoints = max_endpoints
+        self.poll_seconds = poll
+        self.errors = 0
+        self._sampler = sampler
+        self._update_lock = threading.Lock()
+        self._admitted: dict[str, set[str]] = {}
+        self._last_window: Window | None = None
+        self._last_sampler: Sampler | None = None
+        self._gc_pauses: collections.deque[tuple[int, float]] = collections.deque(
+            maxlen=GC_BUFFER)
+        self._gc_started = 0.0
+        self._stop = threading.Event()
+        self._thread: EmberThread | None = None
+
+        request_labels = ("endpoint", "method")
+        self.request_duration = Histogram(
+            "ember_request_duration_seconds", "Request latency (wall clock) per endpoint.",
+            request_labels, registry=registry, buckets=REQUEST_BUCKETS)
+        self.request_cpu = Histogram(
+            "ember_request_cpu_seconds", "CPU time of the request's thread per endpoint.",
+            request_labels, registry=registry, buckets=REQUEST_BUCKETS)
+        self.function_self = Counter(
+            "ember_function_self_seconds_total",
+            f"Self CPU seconds of the top {top_k} functions per endpoint (rest: other).",
+            ("endpoint", "function"), registry=registry)
+        self.gc_pause = Histogram(
+            "ember_gc_pause_seconds", "Garbage-collector pauses per generation.",
+            ("generation",), registry=registry, buckets=GC_BUCKETS)
+        self.samples = Counter(
+            "ember_samples_total", "Stack samples taken by the ember sampler.",
+            ("kind",), registry=registry)
+        self.overhead = Gauge(
+            "ember_sampler_overhead_ratio",
+            "CPU time of the sampler thread over elapsed time.",
+            registry=registry, multiprocess_mode="livemax")
+        self.interval = Gauge(
+            "ember_sampler_interval_seconds", "Current mean sampling interval.",
+            registry=registry, multiprocess_mode="livemax")
+        self.truncated = Counter(
+            "ember_stacks_truncated_total",
+            "Samples folded into [truncated] because the stack table was full.",
+            registry=registry)
+
+    # -- faults -------------------------------------------------------------------
+    def _failed(self, what: str) -> None:
+        self.errors += 1
+        if self.errors == 1:
+            log.exception("ember: metrics: %s failed (counted, logged once)", what)
+
+    # -- requests -----------------------------------------------------------------
+    def observe_request(self, request: middleware.Request) -> None:
+        """The middleware observer: one finished request into the histograms."""
+        try:
+            endpoint = request.endpoint or OTHER
+            self.request_duration.labels(endpoint, request.method).observe(request.duration_s)
+            if request.cpu_exact:
+                self.request_cpu.labels(endpoint, request.method).observe(request.cpu_s)
+        except Exception:
+            self._failed("observing a request")
+
+    # -- garbage collector -------------------------------------------------------
+    def _gc_callback(self, phase: str, info: dict[str, Any]) -> None:
+        try:
+            if phase == "start":
+                self._gc_started = time.perf_counter()
+            elif self._gc_started:
+                self._gc_pauses.append((int(info.get("generation", 2)),
+                                        time.perf_counter() - self._gc_started))
+                self._gc_started = 0.0
+        except Exception:  # pragma: no cover - a gc callback must never raise
+            self.errors += 1
+
+    def flush_gc(self) -> None:
+        """Move the pauses recorded since the last flush into the histogram."""
+        while True:
+            try:
+                generation, seconds = self._gc_pauses.popleft()
+            except IndexError:
+                return
+            self.gc_pause.labels(str(generation)).observe(seconds)
+
+    # -- windows ------------------------------------------------------------------
+    def _endpoint_label(self, endpoint: str) -> str:
+        if endpoint in self._admitted:
+            return endpoint
+        if len(self._admitted) >= self.max_endpoints:
+            return OTHER
+        self._admitted[endpoint] = set()
+        return endpoint
+
+    def update_from_window(self, window_profile: Profile) -> None:
+        """Add one sealed window: per endpoint, its top-K functions' self seconds
+        (the rest to ``other``), its samples and its truncated samples."""
+        with self._update_lock:
+            self._update(window_profile)
+
+    def _update(self, profile: Profile) -> None:
+        meta = profile.meta
+        use_cpu = any(v.cpu_ns for v in profile.values.values())
+        per_sample = meta.period if meta.period > 0 else 0.0
+        by_endpoint: dict[str, dict[int, float]] = {}
+        total_samples = 0
+        for (sid, labels), values in profile.values.items():
+            total_samples += values.samples
+            stack = profile.stacks[sid]
+            if not stack:
+                continue
+            seconds = values.cpu_ns / 1e9 if use_cpu else values.samples * per_sample
+            if seconds <= 0:
+                continue
+            endpoint = dict(labels).get("endpoint") or BACKGROUND
+            tally = by_endpoint.setdefault(endpoint, {})
+            tally[stack[-1]] = tally.get(stack[-1], 0.0) + seconds
+        for endpoint, tally in by_endpoint.items():
+            label = self._endpoint_label(endpoint)
+            admitted = self._admitted.setdefault(label, set())
+            other = 0.0
+            for rank, (fid, seconds) in enumerate(
+                    sorted(tally.items(), key=lambda item: (-item[1], profile.frames[item[0]]))):
+                name = function_label(profile.frames[fid])
+                if rank < self.top_k and name != OTHER and (
+                        name in admitted or len(admitted) < self.max_functions):
+                    admitted.add(name)
+                    self.function_self.labels(label, name).inc(seconds)
+                else:
+                    other += seconds
+            if other > 0:
+                self.function_self.labels(label, OTHER).inc(other)
+        if total_samples:
+            kind = meta.mode if meta.mode in ("cpu", "wall") else "cpu"
+            self.samples.labels(kind).inc(total_samples)
+        if meta.truncated:
+            self.truncated.inc(meta.truncated)
+
+    def _current_sampler(self) -> Sampler | None:
+        if self._sampler is not None:
+            return self._sampler
+        return api.current()
+
+    def poll(self) -> int:
+        """Feed what is new: sealed windows (each exactly once), sampler gauges and
+        GC pauses. Returns the number of windows consumed. Never raises."""
+        consumed = 0
+        try:
+            self.flush_gc()
+        except Exception:
+            self._failed("recording GC pauses")
+        try:
+            sampler = self._current_sampler()
+            if sampler is None:
+                return 0
+            windows = sampler.windows()
+            if sampler is not self._last_sampler:
+                self._last_sampler, self._last_window = sampler, None
+            start = 0
+            if self._last_window is not None:
+                # The ring only appends and drops its oldest: everything after the
+                # last consumed window is new; if it was dropped, all are new.
+                for i, window in enumerate(windows):
+                    if window is self._last_window:
+                        start = i + 1
+                        break
+            for window in windows[start:]:
+                self._last_window = window  # consumed even if it fails: never twice
+                consumed += 1
+                try:
+                    self.update_from_window(window.profile())
+                except Exception:
+                    self._failed("reading a sealed window")
+            stats = sampler.stats()
+            self.overhead.set(float(stats["overhead_ratio"]))
+            self.interval.set(float(stats["interval"]))
+        except Exception:
+            self._failed("polling the sampler")
+        return consumed
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> Metrics:
+        """Hook into the middleware and the collector and start the feeder thread."""
+        if self.observe_request not in middleware.OBSERVERS:
+            middleware.OBSERVERS.append(self.observe_request)
+        if self._gc_callback not in gc.callbacks:
+            gc.callbacks.append(self._gc_callback)
+        self._start_thread()
+        return self
+
+    def _start_thread(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = EmberThread(target=self._run, name="ember-metrics", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            self.poll()
+
+    def close(self) -> None:
+        """Unhook and stop feeding (the metrics stay registered)."""
+        self._stop.set()
+        while self.observe_request in middleware.OBSERVERS:
+            middleware.OBSERVERS.remove(self.observe_request)
+        while self._gc_callback in gc.callbacks:
+            gc.callbacks.remove(self._gc_callback)
+        thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=2.0)
+        _running.discard(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._update_lock = threading.Lock()
+        self._gc_pauses.clear()
+        self._gc_started = 0.0
+        self._last_window = None
+        self._last_sampler = None
+        self._thread = None
+        self._start_thread()
+
+
+_running: weakref.WeakSet[Metrics] = weakref.WeakSet()
+
+
+def install(
+    registry: CollectorRegistry | None = None,
+    *,
+    top_k: int = 10,
+    sampler: Sampler | None = None,
+    max_endpoints: int = 100,
+) -> Metrics:
+    """Create ember's metrics in ``registry`` (default: prometheus_client.REGISTRY),
+    register the request observer and start feeding them.
+
+    Idempotent: a second call for the same registry returns the metrics already
+    installed there (restarted if they were closed; other arguments are ignored).
+    """
+    target = REGISTRY if registry is None else registry
+    with _lock:
+        existing = _installed.get(id(target))
+        if existing is not None:
+            _running.add(existing)
+            return existing.start()
+        metrics = Metrics(target, top_k=top_k, sampler=sampler, max_endpoints=max_endpoints)
+        _installed[id(target)] = metrics
+    _running.add(metrics)
+    return metrics.start()
+
+
+def installed(registry: CollectorRegistry | None = None) -> Metrics | None:
+    """The metrics installed in ``registry`` (default: the global registry), if any."""
+    return _installed.get(id(REGISTRY if registry is None else registry))
+
+
+def update_from_window(window_profile: Profile, registry: CollectorRegistry | None = None) -> None:
+    """Feed one sealed window's profile to the metrics installed in ``registry``."""
+    metrics = installed(registry)
+    if metrics is None:
+        raise LookupError("ember.metrics.install() has not been called for this registry")
+    metrics.update_from_window(window_profile)
+
+
+def _after_fork_in_child() -> None:
+    for metrics in list(_running):
+        try:
+            metrics._after_fork_in_child()
+        except Exception:
+            log.exception("ember: could not restart the metrics feeder after fork")
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
