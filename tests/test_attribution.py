@@ -140,3 +140,47 @@ def test_outside_requests_is_background_once_active(implementation: str) -> None
         idle.set()
         t.join()
     assert BACKGROUND in sampler.profile().label_values("endpoint")
+
+
+def test_asyncio_request_cpu_is_what_the_sampler_credited_to_its_task(
+        implementation: str) -> None:
+    from ember import middleware
+
+    finished: list[middleware.Request] = []
+    truth: dict[str, int] = {}
+    rng = random.Random(3)
+
+    async def handler(endpoint: str, work: object, chunks: int) -> None:
+        request = middleware.begin("GET", endpoint, asyncio_task=True)
+        spent = 0
+        # Same chunk lengths for both requests (the sampler gets the GIL more
+        # often in longer chunks, a bias of in-process sampling); more chunks
+        # for beta, so its true CPU is about twice alpha's.
+        for _ in range(chunks):
+            before = time.thread_time_ns()
+            work(rng.uniform(0.006, 0.012))  # type: ignore[operator]
+            spent += time.thread_time_ns() - before
+            await asyncio.sleep(0)
+        truth[endpoint] = spent
+        middleware.end(request, 200)
+
+    async def main() -> None:
+        await asyncio.gather(handler("GET /alpha", burn_alpha, 40),
+                             handler("GET /beta", burn_beta, 80))
+
+    middleware.OBSERVERS.append(finished.append)
+    registry.activate()
+    sampler = Sampler(implementation=implementation, rate=500, budget=0, window=0)
+    sampler.start()
+    try:
+        asyncio.run(main())
+    finally:
+        sampler.stop()
+        middleware.OBSERVERS.remove(finished.append)
+    by_endpoint = {r.endpoint: r for r in finished}
+    assert set(by_endpoint) == {"GET /alpha", "GET /beta"}
+    for endpoint, request in by_endpoint.items():
+        assert request.cpu_source == "sampler"
+        # Sampled: each cycle's CPU goes to the task running at that moment.
+        assert request.cpu_s == pytest.approx(truth[endpoint] / 1e9, rel=0.3), endpoint
+    assert by_endpoint["GET /beta"].cpu_s > 1.4 * by_endpoint["GET /alpha"].cpu_s

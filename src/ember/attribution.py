@@ -53,6 +53,7 @@ class Attribution:
         self._endpoints: set[str] = set()
         self._threads: dict[int, Labels] = {}
         self._tasks: dict[asyncio.Task[Any], Labels] = {}
+        self._task_cpu: dict[asyncio.Task[Any], int] = {}
         self._loops: dict[int, asyncio.AbstractEventLoop] = {}
 
     # -- labels -------------------------------------------------------------------
@@ -93,17 +94,25 @@ class Attribution:
             self.enter_thread(labels)
             return
         self._tasks[task] = labels
+        self._task_cpu.setdefault(task, 0)
         loop = task.get_loop()
         self._loops[threading.get_ident()] = loop  # a thread may run a new loop later
         self.version += 1
 
-    def exit_task(self, task: asyncio.Task[Any] | None = None) -> None:
+    def exit_task(self, task: asyncio.Task[Any] | None = None) -> int:
+        """The task's request is over; returns the CPU (ns) samplers credited to it."""
         task = task if task is not None else asyncio.current_task()
         if task is None:
             self.exit_thread()
-            return
+            return 0
         self._tasks.pop(task, None)
         self.version += 1
+        return self._task_cpu.pop(task, 0)
+
+    def credit_task(self, task: asyncio.Task[Any], cpu_ns: int) -> None:
+        """A sampler saw ``task`` running after its loop thread used ``cpu_ns``."""
+        if task in self._task_cpu:
+            self._task_cpu[task] += cpu_ns
 
     def reset(self) -> None:
         """Forget every request, endpoint and loop (tests; a new process)."""
@@ -111,6 +120,7 @@ class Attribution:
             self._endpoints.clear()
             self._threads.clear()
             self._tasks.clear()
+            self._task_cpu.clear()
             self._loops.clear()
             self.active = False
             self.version += 1

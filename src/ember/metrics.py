@@ -209,7 +209,7 @@ class Metrics:
         try:
             endpoint = request.endpoint or OTHER
             self.request_duration.labels(endpoint, request.method).observe(request.duration_s)
-            if request.cpu_exact:
+            if request.cpu_source:
                 self.request_cpu.labels(endpoint, request.method).observe(request.cpu_s)
         except Exception:
             self._failed("observing a request")

@@ -44,9 +44,10 @@ class Request:
     start_gc_ns: int = field(default_factory=pause_ns_total)
     duration_s: float = 0.0
     cpu_s: float = 0.0
-    """Thread CPU time for sync requests; for asyncio, the CPU of the loop thread
-    while the request's task ran is not separable here (see ``cpu_exact``)."""
-    cpu_exact: bool = True
+    cpu_source: str = "thread"
+    """Where ``cpu_s`` comes from: ``thread`` (the thread's own CPU clock, sync
+    requests), ``sampler`` (asyncio: the loop thread's CPU that the sampler
+    credited to the request's task, cycle by cycle) or ``""`` (unknown)."""
     gc_s: float = 0.0
     status: int = 0
 
@@ -88,7 +89,8 @@ def begin(method: str, endpoint: str, *, asyncio_task: bool = False) -> Request 
         if asyncio_task:
             task = asyncio.current_task()
             requests.enter_task(labels, task)
-            return Request(method, endpoint, task=task, cpu_exact=task is None)
+            return Request(method, endpoint, task=task,
+                           cpu_source="sampler" if task is not None else "")
         requests.enter_thread(labels)
         return Request(method, endpoint, thread=threading.get_ident())
     except Exception:
@@ -117,14 +119,14 @@ def end(request: Request | None, status: int = 0) -> None:
         return
     try:
         if request.task is not None:
-            requests.exit_task(request.task)
+            request.cpu_s = requests.exit_task(request.task) / 1e9
         else:
             requests.exit_thread(request.thread)
+            if request.thread == threading.get_ident():
+                request.cpu_s = (time.thread_time_ns() - request.start_cpu_ns) / 1e9
+            else:
+                request.cpu_source = ""
         request.duration_s = (time.perf_counter_ns() - request.start_ns) / 1e9
-        if request.thread == threading.get_ident() and request.task is None:
-            request.cpu_s = (time.thread_time_ns() - request.start_cpu_ns) / 1e9
-        else:
-            request.cpu_exact = False
         request.gc_s = (pause_ns_total() - request.start_gc_ns) / 1e9
         request.status = status
         for observer in list(OBSERVERS):

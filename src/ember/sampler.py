@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ember import _impl
+from ember.attribution import current_task
 from ember.attribution import registry as requests
 from ember.config import Config
 from ember.errors import ProfilerStateError
@@ -111,6 +112,7 @@ class Sampler:
         self._requests_seen = -1
         self._applied: dict[int, Labels] = {}
         self._skipped: set[int] = set()  # ember's own threads, registered as never sampled
+        self._loop_cpu: dict[int, int] = {}  # event loop threads' CPU clocks at the last cycle
         self._cpu_mode = cfg.mode == "cpu"
         self._max_threads = cfg.max_threads
         self._window_start = self._clock()
@@ -260,6 +262,8 @@ class Sampler:
                 self._relabel(frames)
             elif requests.loop_threads():
                 self._relabel(list(requests.loop_threads()))
+            if requests.loop_threads():
+                self._credit_tasks()
             chosen = frames
             if len(frames) > self._max_threads:
                 # ember's own threads are never sampled: keep them out of the draw.
@@ -335,6 +339,25 @@ class Sampler:
             if labels != self._applied.get(ident):
                 self._applied[ident] = labels
                 self._collector.set_thread(ident, thread.native_id or 0, labels)
+
+    def _credit_tasks(self) -> None:
+        """Credit each event loop thread's CPU since the last cycle to the task
+        running on it now: the per-request CPU of asyncio requests (the same
+        estimate the CPU weight of a sample is)."""
+        for ident, loop in list(requests.loop_threads().items()):
+            thread = self._registered.get(ident)
+            if thread is None or not thread.native_id:
+                continue
+            now_cpu = self._capture.thread_cpu_ns(thread.native_id)
+            last = self._loop_cpu.get(ident)
+            if last is None or now_cpu < 0 or last < 0:
+                self._loop_cpu[ident] = now_cpu
+                continue
+            task = current_task(loop)
+            if task is None:  # between tasks: the CPU goes to the next task seen
+                continue
+            self._loop_cpu[ident] = now_cpu
+            requests.credit_task(task, now_cpu - last)
 
     def _seal(self, now: int) -> None:
         """Move the current tables into a sealed window. Caller holds the lock."""
