@@ -16,6 +16,7 @@ paths, and at most ``max_endpoints`` distinct ones exist: the rest share
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import threading
 from typing import Any
@@ -32,6 +33,7 @@ _ID_SEGMENT = re.compile(
     r"|(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{16,})$")  # long token mixing digits
 
 
+@functools.lru_cache(maxsize=4096)
 def normalise_path(path: str) -> str:
     """A route-like template from a raw path: ids, uuids and long hex become ``{id}``.
 

@@ -13,7 +13,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ember import api
@@ -30,26 +29,38 @@ errors = 0
 """Failures inside ember's request handling (the requests themselves went on)."""
 
 
-@dataclass
 class Request:
-    """One request as ember measures it."""
+    """One request as ember measures it (a plain slotted class: one is made per
+    request, and a dataclass with default factories costs a microsecond)."""
 
-    method: str
-    endpoint: str = ""
-    """``METHOD /route/{template}``, capped (``other`` beyond ``max_endpoints``)."""
-    task: asyncio.Task[Any] | None = None
-    thread: int = 0
-    start_ns: int = field(default_factory=time.perf_counter_ns)
-    start_cpu_ns: int = field(default_factory=time.thread_time_ns)
-    start_gc_ns: int = field(default_factory=pause_ns_total)
-    duration_s: float = 0.0
-    cpu_s: float = 0.0
-    cpu_source: str = "thread"
-    """Where ``cpu_s`` comes from: ``thread`` (the thread's own CPU clock, sync
-    requests), ``sampler`` (asyncio: the loop thread's CPU that the sampler
-    credited to the request's task, cycle by cycle) or ``""`` (unknown)."""
-    gc_s: float = 0.0
-    status: int = 0
+    __slots__ = ("cpu_s", "cpu_source", "duration_s", "endpoint", "gc_s", "method",
+                 "start_cpu_ns", "start_gc_ns", "start_ns", "status", "task", "thread")
+
+    def __init__(self, method: str, endpoint: str = "", *,
+                 task: asyncio.Task[Any] | None = None, thread: int = 0,
+                 cpu_source: str = "thread", duration_s: float = 0.0,
+                 cpu_s: float = 0.0, gc_s: float = 0.0, status: int = 0) -> None:
+        self.method = method
+        self.endpoint = endpoint
+        """``METHOD /route/{template}``, capped (``other`` beyond ``max_endpoints``)."""
+        self.task = task
+        self.thread = thread
+        self.start_ns = time.perf_counter_ns()
+        # The thread's CPU clock is read only where it measures the request.
+        self.start_cpu_ns = time.thread_time_ns() if cpu_source == "thread" else 0
+        self.start_gc_ns = pause_ns_total()
+        self.duration_s = duration_s
+        self.cpu_s = cpu_s
+        self.cpu_source = cpu_source
+        """Where ``cpu_s`` comes from: ``thread`` (the thread's own CPU clock,
+        sync requests), ``sampler`` (asyncio: the loop thread's CPU that the
+        sampler credited to the request's task, cycle by cycle) or ``""``."""
+        self.gc_s = gc_s
+        self.status = status
+
+    def __repr__(self) -> str:
+        return (f"<Request {self.endpoint!r} {self.status} {self.duration_s * 1e3:.1f} ms "
+                f"cpu={self.cpu_s * 1e3:.1f} ms ({self.cpu_source or 'unknown'})>")
 
 
 def _failed(what: str) -> None:
