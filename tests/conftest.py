@@ -9,7 +9,8 @@ from types import ModuleType
 
 import pytest
 
-from ember import _impl
+from ember import _impl, middleware
+from ember.attribution import registry
 from ember.sampler import running_samplers
 
 IMPLEMENTATIONS = ("cython", "python")
@@ -46,6 +47,25 @@ def python_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+@pytest.fixture
+def clean_registry() -> Iterator[None]:
+    """The process-wide attribution registry, empty before and after the test."""
+    cap = registry.max_endpoints
+    registry.reset()
+    yield
+    registry.reset()
+    registry.max_endpoints = cap
+
+
+@pytest.fixture
+def finished() -> Iterator[list[middleware.Request]]:
+    """Every request that ``middleware.end`` reported during the test, in order."""
+    seen: list[middleware.Request] = []
+    middleware.OBSERVERS.append(seen.append)
+    yield seen
+    middleware.OBSERVERS.remove(seen.append)
 
 
 PYTHON = sys.executable

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import anyio.to_thread
@@ -21,25 +20,9 @@ from ember import middleware
 from ember.asgi import EmberMiddleware, install_threadpool_hook
 from ember.attribution import BACKGROUND, OTHER, registry
 
+pytestmark = pytest.mark.usefixtures("clean_registry")
+
 Message = dict[str, Any]
-
-
-@pytest.fixture(autouse=True)
-def clean_registry() -> Iterator[None]:
-    max_endpoints = registry.max_endpoints
-    registry.reset()
-    yield
-    registry.reset()
-    registry.max_endpoints = max_endpoints
-
-
-@pytest.fixture
-def finished() -> Iterator[list[middleware.Request]]:
-    """Every request that ``middleware.end`` reported, in order."""
-    seen: list[middleware.Request] = []
-    middleware.OBSERVERS.append(seen.append)
-    yield seen
-    middleware.OBSERVERS.remove(seen.append)
 
 
 def endpoint_here() -> str | None:

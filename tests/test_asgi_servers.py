@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import ember
-from ember import Profile
+from support import share_in
 
 PYTHON = sys.executable
 
@@ -25,17 +25,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def share_in(profile: Profile, function: str, endpoint: str) -> tuple[float, int]:
-    """The share of ``function``'s samples carrying ``endpoint``, and their number."""
-    total = inside = 0
-    for stack, labels, values in profile.samples():
-        if any(f.name == function for f in stack):
-            total += values.samples
-            inside += values.samples if ("endpoint", endpoint) in labels else 0
-    assert total > 0, f"no samples of {function}"
-    return inside / total, total
 
 
 @pytest.fixture

@@ -6,20 +6,14 @@ import asyncio
 import random
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from ember import Profile, Sampler
+from ember import Sampler, middleware
 from ember.attribution import BACKGROUND, OTHER, Attribution, normalise_path, registry
+from support import share_in
 
-
-@pytest.fixture(autouse=True)
-def clean_registry() -> Iterator[None]:
-    registry.reset()
-    yield
-    registry.reset()
-
+pytestmark = pytest.mark.usefixtures("clean_registry")
 
 def burn_alpha(seconds: float) -> None:
     end = time.thread_time() + seconds
@@ -31,17 +25,6 @@ def burn_beta(seconds: float) -> None:
     end = time.thread_time() + seconds
     while time.thread_time() < end:
         sum(range(200))
-
-
-def share_in(profile: Profile, function: str, endpoint: str) -> float:
-    """The share of ``function``'s samples that carry ``endpoint``."""
-    total = inside = 0
-    for stack, labels, values in profile.samples():
-        if any(f.name == function for f in stack):
-            total += values.samples
-            inside += values.samples if ("endpoint", endpoint) in labels else 0
-    assert total > 0, f"no samples of {function}"
-    return inside / total
 
 
 @pytest.mark.parametrize(("path", "template"), [
@@ -89,8 +72,8 @@ def test_sync_threads_are_attributed_to_their_request(implementation: str) -> No
             t.join()
     finally:
         profile = sampler.stop()
-    assert share_in(profile, "burn_alpha", "GET /alpha") > 0.95
-    assert share_in(profile, "burn_beta", "POST /beta") > 0.95
+    assert share_in(profile, "burn_alpha", "GET /alpha")[0] > 0.95
+    assert share_in(profile, "burn_beta", "POST /beta")[0] > 0.95
     assert BACKGROUND in profile.label_values("endpoint") or \
         profile.label_values("endpoint") == {"GET /alpha", "POST /beta"}
 
@@ -121,8 +104,8 @@ def test_interleaving_asyncio_tasks_on_one_loop(implementation: str) -> None:
         asyncio.run(main())
     finally:
         profile = sampler.stop()
-    assert share_in(profile, "burn_alpha", "GET /alpha") > 0.95
-    assert share_in(profile, "burn_beta", "POST /beta") > 0.95
+    assert share_in(profile, "burn_alpha", "GET /alpha")[0] > 0.95
+    assert share_in(profile, "burn_beta", "POST /beta")[0] > 0.95
 
 
 def test_outside_requests_is_background_once_active(implementation: str) -> None:
@@ -143,10 +126,7 @@ def test_outside_requests_is_background_once_active(implementation: str) -> None
 
 
 def test_asyncio_request_cpu_is_what_the_sampler_credited_to_its_task(
-        implementation: str) -> None:
-    from ember import middleware
-
-    finished: list[middleware.Request] = []
+        implementation: str, finished: list[middleware.Request]) -> None:
     truth: dict[str, int] = {}
     rng = random.Random(3)
 
@@ -168,7 +148,6 @@ def test_asyncio_request_cpu_is_what_the_sampler_credited_to_its_task(
         await asyncio.gather(handler("GET /alpha", burn_alpha, 40),
                              handler("GET /beta", burn_beta, 80))
 
-    middleware.OBSERVERS.append(finished.append)
     registry.activate()
     sampler = Sampler(implementation=implementation, rate=500, budget=0, window=0)
     sampler.start()
@@ -176,7 +155,6 @@ def test_asyncio_request_cpu_is_what_the_sampler_credited_to_its_task(
         asyncio.run(main())
     finally:
         sampler.stop()
-        middleware.OBSERVERS.remove(finished.append)
     by_endpoint = {r.endpoint: r for r in finished}
     assert set(by_endpoint) == {"GET /alpha", "GET /beta"}
     for endpoint, request in by_endpoint.items():

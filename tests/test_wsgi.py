@@ -19,25 +19,9 @@ from ember.attribution import BACKGROUND, OTHER, registry
 from ember.flask import init_app
 from ember.wsgi import EmberMiddleware, route_template, set_route
 
+pytestmark = pytest.mark.usefixtures("clean_registry")
+
 App = Callable[..., Iterable[bytes]]
-
-
-@pytest.fixture(autouse=True)
-def clean_registry() -> Iterator[None]:
-    cap = registry.max_endpoints
-    registry.reset()
-    yield
-    registry.reset()
-    registry.max_endpoints = cap
-
-
-@pytest.fixture
-def finished() -> Iterator[list[middleware.Request]]:
-    """Every request ember finished during the test."""
-    seen: list[middleware.Request] = []
-    middleware.OBSERVERS.append(seen.append)
-    yield seen
-    middleware.OBSERVERS.remove(seen.append)
 
 
 def make_environ(path: str = "/", method: str = "GET") -> dict[str, Any]:

@@ -17,22 +17,12 @@ import pytest
 
 import ember
 from ember import Profile
+from support import share_in
 
 APPS = Path(__file__).parent / "apps"
 LOAD_SECONDS = 2.0
 
 pytestmark = pytest.mark.slow
-
-
-def share_in(profile: Profile, function: str, endpoint: str) -> float:
-    """The share of ``function``'s samples that carry ``endpoint``."""
-    total = inside = 0
-    for stack, labels, values in profile.samples():
-        if any(f.name == function for f in stack):
-            total += values.samples
-            inside += values.samples if ("endpoint", endpoint) in labels else 0
-    assert total > 0, f"no samples of {function}"
-    return inside / total
 
 
 def free_port() -> int:
@@ -114,7 +104,7 @@ def server_env(python_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 
 
 def check_attribution(profile: Profile, expected: dict[str, str]) -> None:
-    shares = {function: share_in(profile, function, endpoint)
+    shares = {function: share_in(profile, function, endpoint)[0]
               for function, endpoint in expected.items()}
     assert all(share > 0.95 for share in shares.values()), shares
 
