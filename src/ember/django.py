@@ -22,7 +22,7 @@ from typing import Any
 
 from ember import middleware
 from ember.attribution import normalise_path, registry
-from ember.wsgi import _failed, route_template
+from ember.wsgi import route_template
 
 _ATTR = "_ember_request"
 
@@ -31,7 +31,7 @@ def _end(ember_request: middleware.Request, status: int) -> None:
     try:
         middleware.end(ember_request, status)
     except Exception:
-        _failed("finishing a request")
+        middleware._failed("finishing a request")
 
 
 class EmberMiddleware:
@@ -53,7 +53,7 @@ class EmberMiddleware:
             middleware.ensure_sampler(start, **options)
             registry.activate()
         except Exception:
-            _failed("starting the sampler")
+            middleware._failed("starting the sampler")
 
     def _begin(self, request: Any) -> middleware.Request | None:
         try:
@@ -63,7 +63,7 @@ class EmberMiddleware:
             setattr(request, _ATTR, ember_request)
             return ember_request
         except Exception:
-            _failed("registering a request")
+            middleware._failed("registering a request")
             return None
 
     def __call__(self, request: Any) -> Any:
@@ -111,5 +111,5 @@ class EmberMiddleware:
             route = route_template(str(match.route))
             middleware.relabel(ember_request, registry.endpoint(ember_request.method, route))
         except Exception:
-            _failed("reading the Django route")
+            middleware._failed("reading the Django route")
         return None

@@ -20,7 +20,8 @@ from typing import Any
 
 import flask
 
-from ember.wsgi import UNMATCHED, EmberMiddleware, _failed, route_template, set_route
+from ember import middleware
+from ember.wsgi import UNMATCHED, EmberMiddleware, route_template, set_route
 
 
 def _label_route() -> None:
@@ -30,7 +31,7 @@ def _label_route() -> None:
         route = UNMATCHED if rule is None else route_template(rule.rule)
         set_route(request.environ, route)
     except Exception:
-        _failed("reading the Flask route")
+        middleware._failed("reading the Flask route")
 
 
 def init_app(app: flask.Flask, **options: Any) -> flask.Flask:

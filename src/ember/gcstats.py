@@ -1,8 +1,10 @@
 """Garbage-collector pauses, measured with ``gc.callbacks``.
 
 A sampler never sees the collector (it needs the GIL the collector holds),
-so pauses are timed directly. The callback runs inside the collector on
-whichever thread triggered it: it does one clock read and one addition.
+so pauses are timed directly. One process-wide hook, installed on import,
+keeps collections and pause time per generation; it runs inside the collector
+on whichever thread triggered it and does one clock read and two additions.
+Requests and samplers read differences of these totals.
 """
 
 from __future__ import annotations
@@ -11,7 +13,23 @@ import gc
 import time
 from typing import Any
 
-_pause_ns_total = 0
+_counts = [0, 0, 0]
+_pause_ns = [0, 0, 0]
+_started = 0
+
+
+def _callback(phase: str, info: dict[str, Any]) -> None:
+    global _started
+    if phase == "start":
+        _started = time.perf_counter_ns()
+    elif _started:
+        gen = info.get("generation", 2)
+        _counts[gen] += 1
+        _pause_ns[gen] += time.perf_counter_ns() - _started
+        _started = 0
+
+
+gc.callbacks.append(_callback)
 
 
 def pause_ns_total() -> int:
@@ -20,57 +38,45 @@ def pause_ns_total() -> int:
     Requests read it at start and end for their GC time. Collections pause
     every thread, so a request's GC time is the pauses during its lifetime.
     """
-    return _pause_ns_total
-
-
-_started = 0
-
-
-def _total_callback(phase: str, info: dict[str, Any]) -> None:
-    global _started, _pause_ns_total
-    if phase == "start":
-        _started = time.perf_counter_ns()
-    elif _started:
-        _pause_ns_total += time.perf_counter_ns() - _started
-        _started = 0
-
-
-gc.callbacks.append(_total_callback)
+    return _pause_ns[0] + _pause_ns[1] + _pause_ns[2]
 
 
 class GcMonitor:
-    """Counts collections and pause seconds per generation while installed."""
+    """Collections and pause time per generation while installed (a sampler's
+    windows), as differences of the process-wide totals."""
 
     def __init__(self) -> None:
-        self.counts = [0, 0, 0]
-        self.pause_ns = [0, 0, 0]
-        self._started = 0
-
-    def _callback(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter_ns()
-        elif self._started:
-            gen = info.get("generation", 2)
-            self.counts[gen] += 1
-            self.pause_ns[gen] += time.perf_counter_ns() - self._started
-            self._started = 0
+        self._counts = [0, 0, 0]
+        self._pause_ns = [0, 0, 0]
+        self._base: tuple[list[int], list[int]] | None = None  # None: not installed
 
     def install(self) -> None:
-        if self._callback not in gc.callbacks:
-            gc.callbacks.append(self._callback)
+        if self._base is None:
+            self._base = (list(_counts), list(_pause_ns))
 
     def uninstall(self) -> None:
-        while self._callback in gc.callbacks:
-            gc.callbacks.remove(self._callback)
+        self._fold()
+        self._base = None
+
+    def _fold(self) -> None:
+        """Add what happened since the baseline, and move the baseline to now."""
+        if self._base is None:
+            return
+        counts, pause_ns = list(_counts), list(_pause_ns)
+        for gen in range(3):
+            self._counts[gen] += counts[gen] - self._base[0][gen]
+            self._pause_ns[gen] += pause_ns[gen] - self._base[1][gen]
+        self._base = (counts, pause_ns)
 
     def peek(self) -> dict[int, tuple[int, float]]:
         """Pauses since the last take, without resetting them."""
-        return {gen: (self.counts[gen], self.pause_ns[gen] / 1e9)
-                for gen in range(3) if self.counts[gen]}
+        self._fold()
+        return {gen: (self._counts[gen], self._pause_ns[gen] / 1e9)
+                for gen in range(3) if self._counts[gen]}
 
     def take(self) -> dict[int, tuple[int, float]]:
         """Pauses since the last take: generation -> (collections, seconds)."""
         out = self.peek()
-        self.counts = [0, 0, 0]
-        self.pause_ns = [0, 0, 0]
+        self._counts = [0, 0, 0]
+        self._pause_ns = [0, 0, 0]
         return out

@@ -9,6 +9,7 @@ ember is counted and logged once, and the request goes on untouched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -64,10 +65,12 @@ class Request:
 
 
 def _failed(what: str) -> None:
+    """Count a failure inside ember and log the first; never raises itself."""
     global errors
     errors += 1
     if errors == 1:
-        log.exception("ember: %s failed (counted, logged once; the request goes on)", what)
+        with contextlib.suppress(Exception):  # a broken logging setup must not fail a request
+            log.exception("ember: %s failed (counted, logged once; the request goes on)", what)
 
 
 def ensure_sampler(start: bool = True, *, metrics: bool = True, registry: Any = None,

@@ -257,12 +257,13 @@ class Sampler:
             if now >= self._next_refresh or self._threads_seen != _ACTIVE:
                 self._refresh_threads(frames)
             # Requests began or ended, or event loops switch tasks: relabel threads.
+            loops = requests.loop_threads()
             if requests.version != self._requests_seen:
                 self._requests_seen = requests.version
                 self._relabel(frames)
-            elif requests.loop_threads():
-                self._relabel(list(requests.loop_threads()))
-            if requests.loop_threads():
+            elif loops:
+                self._relabel(list(loops))
+            if loops:
                 self._credit_tasks()
             chosen = frames
             if len(frames) > self._max_threads:

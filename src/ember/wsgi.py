@@ -24,7 +24,6 @@ once, and the request goes on.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -45,11 +44,6 @@ _CALL_KEY = "ember.call"
 
 UNMATCHED = "[unmatched]"
 """Route of requests no framework route matched (``GET [unmatched]``)."""
-
-
-def _failed(what: str) -> None:
-    with contextlib.suppress(Exception):  # counting a failure must not fail the request
-        middleware._failed(what)
 
 
 class _Call:
@@ -75,7 +69,7 @@ class _Call:
             if self.request is not None:
                 middleware.relabel(self.request, registry.endpoint(self.method, route))
         except Exception:
-            _failed("labelling a request")
+            middleware._failed("labelling a request")
 
     def finish(self, status: int | None = None) -> None:
         """End the request exactly once."""
@@ -86,7 +80,7 @@ class _Call:
         try:
             middleware.end(self.request, self.status if status is None else status)
         except Exception:
-            _failed("finishing a request")
+            middleware._failed("finishing a request")
 
 
 def set_route(environ: Environ, route: str) -> None:
@@ -101,7 +95,7 @@ def set_route(environ: Environ, route: str) -> None:
         if isinstance(call, _Call):
             call.set_route(route)
     except Exception:
-        _failed("labelling a request")
+        middleware._failed("labelling a request")
 
 
 def route_template(route: str) -> str:
@@ -230,7 +224,7 @@ class EmberMiddleware:
             environ[_CALL_KEY] = call
             return call
         except Exception:
-            _failed("registering a request")
+            middleware._failed("registering a request")
             return None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -247,7 +241,7 @@ class EmberMiddleware:
                 if isinstance(route, str):
                     call.set_route(route)
             except Exception:
-                _failed("labelling a request")
+                middleware._failed("labelling a request")
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
@@ -283,5 +277,5 @@ class EmberMiddleware:
                 except (AttributeError, TypeError):
                     pass  # no instance attributes: wrap it like any iterable
         except Exception:
-            _failed("wrapping a response")
+            middleware._failed("wrapping a response")
         return _Response(result, call)
