@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from ember import Profile
+
+
+def stop_process(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """Terminate a server the test started (kill it if it lingers); close its output."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout:
+        process.stdout.close()
 
 
 def share_in(profile: Profile, function: str, endpoint: str) -> tuple[float, int]:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import ember
-from support import share_in
+from support import share_in, stop_process
 
 PYTHON = sys.executable
 
@@ -49,14 +49,7 @@ def server(tmp_path: Path, python_env: dict[str, str]) -> Iterator[tuple[str, Pa
                 time.sleep(0.05)
         yield base, dump
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+        stop_process(proc)
 
 
 def test_uvicorn_fastapi_requests_are_attributed(server: tuple[str, Path]) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 import ember
 from ember import Profile
-from support import share_in
+from support import share_in, stop_process
 
 APPS = Path(__file__).parent / "apps"
 LOAD_SECONDS = 2.0
@@ -56,12 +56,7 @@ def gunicorn(app: str, worker: str, tmp_path: Path, env: dict[str, str]) -> Iter
             time.sleep(0.1)
         yield base
     finally:
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_process(server)
 
 
 def load(base: str, paths: list[str], seconds: float = LOAD_SECONDS) -> dict[str, int]:
