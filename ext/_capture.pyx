@@ -31,6 +31,12 @@ cdef extern from "Python.h":
     void Py_INCREF(PyObject* o)
     object PyBytes_FromStringAndSize(const char* s, Py_ssize_t n)
     char* PyBytes_AS_STRING(object o)
+    int PyGC_Enable()
+    int PyGC_Disable()
+
+import sys
+
+cdef object _current_frames = sys._current_frames
 
 DEEP = ("[deep]", "", 0)
 TRUNCATED = ("[truncated]", "", 0)
@@ -71,7 +77,6 @@ cdef class _Thread:
     cdef long long last_cpu
     cdef long long last_seen
     # The last stack this thread was sampled in, to skip lookups when it repeats.
-    cdef uint64_t last_hash
     cdef bytes last_key
     cdef _Row last_row
     cdef object last_labels
@@ -94,6 +99,12 @@ cdef class Collector:
     cdef readonly bint lines
     cdef public int missing
     cdef public int gone
+    cdef public bint stopping
+    cdef dict _active          # threading's registry of live threads, watched
+    cdef dict _active_seen     # ... and its snapshot at the last registration
+    cdef bint _cpu_mode
+    cdef int _max_threads
+    cdef dict _pending
     cdef public list frames
     cdef public list stacks
     cdef dict _rows            # (stack id, labels) -> _Row
@@ -121,6 +132,12 @@ cdef class Collector:
             raise MemoryError()
         self.missing = 0
         self.gone = 0
+        self.stopping = False
+        self._active = None
+        self._active_seen = {}
+        self._cpu_mode = False
+        self._max_threads = 0
+        self._pending = None
         self._threads = {}
         self._reset()
 
@@ -158,9 +175,50 @@ cdef class Collector:
     def thread_idents(self):
         return list(self._threads)
 
+    def watch(self, dict active, bint cpu_mode, int max_threads):
+        """Settings of cycle(), and a snapshot of ``active`` (threading's registry)."""
+        self._active = active
+        self._active_seen = dict(active)
+        self._cpu_mode = cpu_mode
+        self._max_threads = max_threads
+
+    def take_pending(self):
+        """The frames cycle() could not sample entirely, once."""
+        frames = self._pending
+        self._pending = None
+        return frames
+
     # -- sampling -----------------------------------------------------------------
+    def cycle(self, long long now_ns, long long cycle_ns, skip=0):
+        """A whole sampling cycle over ``sys._current_frames()``, the GC off meanwhile
+        (see the twin for the contract)."""
+        cdef int enabled = PyGC_Disable()
+        cdef dict frames
+        cdef int taken
+        try:
+            frames = _current_frames()
+            if self.stopping:
+                return 0
+            if skip:
+                frames.pop(skip, None)
+            if (self._active is None or len(frames) > self._max_threads
+                    or self._active != self._active_seen):
+                self._pending = frames
+                return -1
+            taken = self._collect(frames, now_ns, cycle_ns, self._cpu_mode)
+            if self.missing or self.gone:
+                self._pending = frames
+            return taken
+        finally:
+            if enabled:
+                PyGC_Enable()
+
     def collect(self, dict frames, long long now_ns, long long cycle_ns, bint cpu_mode):
         """Sample each thread in ``frames``; return the number of samples taken."""
+        return self._collect(frames, now_ns, cycle_ns, cpu_mode)
+
+    cdef int _collect(self, dict frames, long long now_ns, long long cycle_ns,
+                      bint cpu_mode) except -1:
         cdef int taken = 0
         cdef int missing = 0
         cdef int gone = 0
@@ -238,15 +296,15 @@ cdef class Collector:
         cdef uint64_t h = 1469598103934665603ULL
         self._buf[n] = deep
         n += 1
+        cdef Py_ssize_t nbytes = n * sizeof(uintptr_t)
+        # The same stack as this thread's last sample: no hashing, no lookups.
+        if (thread.generation == self._generation and thread.last_labels is thread.labels
+                and thread.last_key is not None and len(thread.last_key) == nbytes
+                and memcmp(<char*>thread.last_key, self._buf, nbytes) == 0):
+            return thread.last_row
         for i in range(n):
             h = (h ^ <uint64_t>self._buf[i]) * 1099511628211ULL
         h ^= h >> 29
-        cdef Py_ssize_t nbytes = n * sizeof(uintptr_t)
-        if (thread.generation == self._generation and thread.last_hash == h
-                and thread.last_labels is thread.labels and thread.last_key is not None
-                and len(thread.last_key) == nbytes
-                and memcmp(<char*>thread.last_key, self._buf, nbytes) == 0):
-            return thread.last_row
         cdef object stored
         cdef Py_ssize_t sid = -1
         cdef uint64_t probe = h
@@ -268,7 +326,6 @@ cdef class Collector:
             row = self._rows[key] = _Row()
         if sid != self._truncated_sid:
             thread.generation = self._generation
-            thread.last_hash = h
             thread.last_key = <bytes>self._stack_keys[sid]
             thread.last_row = row
             thread.last_labels = thread.labels

@@ -622,3 +622,87 @@ def test_thread_without_native_id_sampled_in_wall_mode_only(native_id: int) -> N
         assert [c.collect(frames, T0 + MS, MS, True) for c in collectors] == [0, 0]
         assert_identical(collectors)
         assert collectors[0].snapshot()[2] == {(0, "x"): [1, 0, 10 * MS]}
+
+
+# -- cycle(): sys._current_frames() and the sampling in one call --------------------
+def register_others(collectors: list[Any], threads: list[threading.Thread]) -> None:
+    """Every other thread of this process (pytest's, leftovers) as never sampled."""
+    own = {t.ident for t in threads} | {threading.get_ident()}
+    for collector in collectors:
+        for ident in sys._current_frames():
+            if ident not in own:
+                collector.set_thread(ident, 0, None)
+
+
+def test_cycle_samples_like_collect_and_defers_when_threads_changed() -> None:
+    me = threading.get_ident()
+    with parked((recurse_a, (3,)), (recurse_b, (5,))) as threads:
+        collectors = twins()
+        register(collectors, threads, [(("t", "a"),), (("t", "b"),)])
+        register_others(collectors, threads)
+        # Not watching yet: nothing sampled, the frames wait for the caller once.
+        assert [c.cycle(T0, 10 * MS, me) for c in collectors] == [-1, -1]
+        for collector in collectors:
+            pending = collector.take_pending()
+            assert pending is not None and me not in pending
+            assert {t.ident for t in threads} <= set(pending)
+            assert collector.take_pending() is None
+        assert_identical(collectors)
+        assert [c.snapshot()[2] for c in collectors] == [{}, {}]
+
+        active: dict[int, Any] = {1: "a thread"}
+        for collector in collectors:
+            collector.watch(active, False, 1000)
+        assert [c.cycle(T0, 10 * MS, me) for c in collectors] == [2, 2]
+        assert [c.take_pending() for c in collectors] == [None, None]
+        assert_identical(collectors)
+        frames, stacks, values, _ = collectors[0].snapshot()
+        assert sorted(named(frames, [stacks[sid] for sid, _ in values])) == sorted(
+            [expected(frame_of(recurse_a.__code__), 3), expected(frame_of(recurse_b.__code__), 5)])
+        assert sorted(values.values()) == [[1, 0, 10 * MS]] * 2
+
+        # A thread started or exited since the snapshot: the caller registers first.
+        active[2] = "another thread"
+        assert [c.cycle(T0 + MS, MS, me) for c in collectors] == [-1, -1]
+        assert all(c.take_pending() for c in collectors)
+        for collector in collectors:
+            collector.watch(active, False, 1)  # more threads than max_threads: the caller picks
+        assert [c.cycle(T0 + MS, MS, me) for c in collectors] == [-1, -1]
+        assert all(c.take_pending() for c in collectors)
+        assert_identical(collectors)
+        assert sorted(collectors[0].snapshot()[2].values()) == [[1, 0, 10 * MS]] * 2
+
+        for collector in collectors:
+            collector.watch(active, False, 1000)
+            collector.stopping = True  # stop() is under way: take nothing
+        assert [c.cycle(T0 + 2 * MS, MS, me) for c in collectors] == [0, 0]
+        assert [c.take_pending() for c in collectors] == [None, None]
+        for collector in collectors:
+            collector.stopping = False
+        assert [c.cycle(T0 + 2 * MS, 2 * MS, me) for c in collectors] == [2, 2]
+        assert_identical(collectors)
+        assert sorted(collectors[0].snapshot()[2].values()) == [[2, 0, 12 * MS]] * 2
+
+
+def test_cycle_leaves_missing_threads_pending_and_restores_the_gc() -> None:
+    import gc
+
+    me = threading.get_ident()
+    with parked((recurse_a, (2,)), (recurse_b, (2,))) as threads:
+        collectors = twins()
+        register(collectors, threads[:1], [(("t", "a"),)])  # the second is unknown
+        register_others(collectors, threads)
+        for collector in collectors:
+            collector.watch({}, False, 1000)
+        for enabled in (True, False):
+            gc.enable() if enabled else gc.disable()
+            try:
+                assert [c.cycle(T0, 10 * MS, me) for c in collectors] == [1, 1]
+                assert gc.isenabled() is enabled
+            finally:
+                gc.enable()
+            assert [c.missing for c in collectors] == [1, 1]
+            for collector in collectors:
+                pending = collector.take_pending()
+                assert pending is not None and threads[1].ident in pending
+        assert_identical(collectors)

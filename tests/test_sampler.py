@@ -99,13 +99,16 @@ def spin_cpu(seconds: float) -> None:
 
 
 class FaultyCollector:
-    """Wraps a real collector; its ``collect`` raises, everything else delegates."""
+    """Wraps a real collector; sampling (``cycle``, ``collect``) raises, the rest delegates."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
 
     def collect(self, *args: Any) -> int:
         raise RuntimeError("injected fault in collect")
+
+    def cycle(self, *args: Any) -> int:
+        raise RuntimeError("injected fault in collect (cycle)")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -23,6 +23,8 @@ Rules shared by both twins:
 
 from __future__ import annotations
 
+import gc
+import sys
 import time
 from types import CodeType, FrameType
 from typing import Any
@@ -70,7 +72,13 @@ class Collector:
         self.lines = lines
         self.missing = 0
         self.gone = 0
+        self.stopping = False
         self._threads: dict[int, _Thread] = {}
+        self._active: dict[int, Any] | None = None
+        self._active_seen: dict[int, Any] = {}
+        self._cpu_mode = False
+        self._max_threads = 0
+        self._pending: dict[int, FrameType] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -102,7 +110,51 @@ class Collector:
     def thread_idents(self) -> list[int]:
         return list(self._threads)
 
+    def watch(self, active: dict[int, Any], cpu_mode: bool, max_threads: int) -> None:
+        """Settings of :meth:`cycle`, and a snapshot of ``active`` (threading's
+        registry of live threads) taken when the threads were last registered."""
+        self._active = active
+        self._active_seen = dict(active)
+        self._cpu_mode = cpu_mode
+        self._max_threads = max_threads
+
+    def take_pending(self) -> dict[int, FrameType] | None:
+        """The frames :meth:`cycle` could not sample entirely, once."""
+        frames, self._pending = self._pending, None
+        return frames
+
     # -- sampling -----------------------------------------------------------------
+    def cycle(self, now_ns: int, cycle_ns: int, skip: int = 0) -> int:
+        """A whole sampling cycle over ``sys._current_frames()``, the GC off meanwhile.
+
+        Leaves out thread ``skip`` and takes nothing once ``stopping`` is set.
+        Returns -1 without sampling when the caller must register threads first
+        or pick among them: :meth:`watch` not called yet, threads started or
+        exited since (``active`` differs from its snapshot), or more than
+        ``max_threads`` threads. On -1, or when threads were ``missing`` or
+        ``gone``, the frames wait in :meth:`take_pending` for the caller.
+        """
+        enabled = gc.isenabled()
+        if enabled:
+            gc.disable()
+        try:
+            frames = sys._current_frames()
+            if self.stopping:
+                return 0
+            if skip:
+                frames.pop(skip, None)
+            if (self._active is None or len(frames) > self._max_threads
+                    or self._active != self._active_seen):
+                self._pending = frames
+                return -1
+            taken = self.collect(frames, now_ns, cycle_ns, self._cpu_mode)
+            if self.missing or self.gone:
+                self._pending = frames
+            return taken
+        finally:
+            if enabled:
+                gc.enable()
+
     def collect(
         self, frames: dict[int, FrameType], now_ns: int, cycle_ns: int, cpu_mode: bool
     ) -> int:

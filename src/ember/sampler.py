@@ -203,6 +203,7 @@ class Sampler:
     def _request_stop(self) -> None:
         if not self._stopping:
             self._stopping = True
+            self._collector.stopping = True
             if self._wakeup.locked():
                 with contextlib.suppress(RuntimeError):  # released concurrently
                     self._wakeup.release()
@@ -226,63 +227,92 @@ class Sampler:
     def sample_once(self) -> int:
         """Run one sampling cycle now (the thread calls this; tests may too).
 
-        The garbage collector is kept off for the cycle. A collection triggered
-        by an allocation inside ``sys._current_frames()`` (which holds the
-        runtime's thread-list lock on 3.11) could run a weakref callback that
-        releases the GIL to a thread blocked on that lock: a deadlock seen in
-        this project's tests. And nothing may release the GIL mid-walk.
+        The common cycle is one call into the collector (``Collector.cycle``),
+        which takes ``sys._current_frames()`` and samples the registered threads
+        with the garbage collector off: a collection triggered by an allocation
+        inside ``sys._current_frames()`` (which holds the runtime's thread-list
+        lock on 3.11) could run a weakref callback that releases the GIL to a
+        thread blocked on that lock, a deadlock seen in this project's tests;
+        and nothing may release the GIL mid-walk. Registering threads, and
+        choosing among too many, is :meth:`_catch_up`, in Python.
         """
-        if not gc.isenabled():  # the application's choice: leave it alone
-            return self._cycle()
-        gc.disable()
-        try:
-            return self._cycle()
-        finally:
-            gc.enable()
-
-    def _cycle(self) -> int:
         now = self._clock()
-        cycle_ns = now - self._last_cycle if self._last_cycle else self._interval_ns
-        self._last_cycle = now
-        frames = sys._current_frames()
-        if self._stopping:  # stop() may be on a sampled stack: record none of it
-            return 0
-        if self._thread is None:  # called directly (tests): leave the caller out
-            frames.pop(threading.get_ident(), None)
-        cpu_mode = self._cpu_mode
+        last, self._last_cycle = self._last_cycle, now
+        cycle_ns = now - last if last else self._interval_ns
         with self._lock:
-            collector = self._collector
-            # A thread started or exited (its ident may now be another thread's),
-            # or names are due for a re-read: register threads before sampling.
-            if now >= self._next_refresh or self._threads_seen != _ACTIVE:
-                self._refresh_threads(frames)
             # Requests began or ended, or event loops switch tasks: relabel threads.
-            loops = requests.loop_threads()
-            if requests.version != self._requests_seen:
-                self._requests_seen = requests.version
-                self._relabel(frames)
-            elif loops:
-                self._relabel(list(loops))
-            if loops:
-                self._credit_tasks()
-            chosen = frames
-            if len(frames) > self._max_threads:
-                # ember's own threads are never sampled: keep them out of the draw.
-                candidates = [k for k in frames if k not in self._skipped]
-                keys = self._rng.sample(candidates, min(self._max_threads, len(candidates)))
-                chosen = {k: frames[k] for k in keys}
-            taken: int = collector.collect(chosen, now, cycle_ns, cpu_mode)
+            if requests.version != self._requests_seen or requests.loop_threads():
+                self._follow_requests()
+            # Names due for a re-read: register threads first (the collector itself
+            # notices threads that started or exited, and too many threads).
+            collector = self._collector
+            taken = -1
+            if now < self._next_refresh:
+                # Leave out the caller when a test calls this directly.
+                taken = collector.cycle(now, cycle_ns,
+                                        0 if self._thread is not None else threading.get_ident())
+            if taken < 0 or collector.missing or collector.gone:
+                taken = self._catch_up(now, cycle_ns, taken)
+            self._samples += taken
+            self._cycles += 1
+            if now >= self._seal_at:
+                self._seal(now)
+        return taken
+
+    def _follow_requests(self) -> None:
+        """Relabel the threads whose requests changed; credit loop CPU to tasks."""
+        loops = requests.loop_threads()
+        if requests.version != self._requests_seen:
+            self._requests_seen = requests.version
+            self._relabel(list(self._applied))
+        elif loops:
+            self._relabel(list(loops))
+        if loops:
+            self._credit_tasks()
+
+    def _catch_up(self, now: int, cycle_ns: int, taken: int) -> int:
+        """The rest of a cycle the collector could not do alone (lock held).
+
+        ``taken >= 0``: it sampled what it knew; register the threads it found
+        missing or gone and sample them. ``taken < 0``: nothing sampled yet.
+        """
+        collector = self._collector
+        frames = collector.take_pending()
+        enabled = gc.isenabled()
+        if enabled:
+            gc.disable()
+        try:
+            if frames is None:
+                frames = sys._current_frames()
+                if self._stopping:  # stop() may be on a sampled stack: record none of it
+                    return 0
+                if self._thread is None:  # called directly (tests): leave the caller out
+                    frames.pop(threading.get_ident(), None)
+            cpu_mode = self._cpu_mode
+            if taken < 0:
+                # A thread started or exited (its ident may now be another thread's),
+                # or names are due for a re-read: register threads before sampling.
+                if now >= self._next_refresh or self._threads_seen != _ACTIVE:
+                    self._refresh_threads(frames)
+                chosen = frames
+                if len(frames) > self._max_threads:
+                    # ember's own threads are never sampled: keep them out of the draw.
+                    candidates = [k for k in frames if k not in self._skipped]
+                    keys = self._rng.sample(candidates, min(self._max_threads, len(candidates)))
+                    chosen = {k: frames[k] for k in keys}
+                taken = collector.collect(chosen, now, cycle_ns, cpu_mode)
+            else:
+                chosen = frames
             # Threads still unknown, or whose clock died: register and sample them.
             if collector.missing or collector.gone:
                 fresh = self._refresh_threads(frames)
                 if fresh:
                     taken += collector.collect({k: chosen[k] for k in fresh if k in chosen},
                                                now, cycle_ns, cpu_mode)
-            self._samples += taken
-            self._cycles += 1
-            if now >= self._seal_at:
-                self._seal(now)
-        return taken
+            return taken
+        finally:
+            if enabled:
+                gc.enable()
 
     def _refresh_threads(self, frames: dict[int, Any]) -> set[int]:
         """Register the threads in ``frames`` and forget those gone.
@@ -292,6 +322,7 @@ class Sampler:
         """
         collector = self._collector
         self._threads_seen = dict(_ACTIVE)
+        collector.watch(_ACTIVE, self._cpu_mode, self._max_threads)
         known = {t.ident: t for t in threading.enumerate()}
         registered = self._registered
         fresh = set()
