@@ -233,6 +233,32 @@ def test_raw_paths_are_normalised_and_capped(finished: list[middleware.Request])
     assert len(in_samples) <= cap + 2  # the routes, other and background
 
 
+def test_made_up_methods_share_one_label(finished: list[middleware.Request]) -> None:
+    """Clients choose methods freely: labels and metrics must stay bounded."""
+    from prometheus_client import CollectorRegistry
+
+    from ember import metrics
+
+    prom = CollectorRegistry()
+    observer = metrics.install(prom, top_k=2)
+    app = EmberMiddleware(burn, start_sampler=False, metrics=False)
+    try:
+        for i in range(1_000):
+            assert call(app, "/x", method=f"M{i}") == ("200 OK", b"/x")
+        assert call(app, "/x", method="PATCH") == ("200 OK", b"/x")
+    finally:
+        observer.close()
+    assert registry.endpoints() == {"_OTHER /x", "PATCH /x"}
+    assert {(r.method, r.endpoint) for r in finished} == {
+        ("_OTHER", "_OTHER /x"), ("PATCH", "PATCH /x")}
+    count = "ember_request_duration_seconds_count"
+    assert prom.get_sample_value(count, {"endpoint": "_OTHER /x", "method": "_OTHER"}) == 1_000
+    assert prom.get_sample_value(count, {"endpoint": "PATCH /x", "method": "PATCH"}) == 1
+    series = {tuple(sorted(s.labels.items())) for fam in prom.collect()
+              for s in fam.samples if s.name == count}
+    assert len(series) == 2
+
+
 FAULTS: dict[str, tuple[object, str]] = {
     "begin": (middleware, "begin"),
     "end": (middleware, "end"),

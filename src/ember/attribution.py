@@ -25,6 +25,12 @@ from ember.profile import Labels
 
 BACKGROUND = "background"
 OTHER = "other"
+OTHER_METHOD = "_OTHER"
+"""The method of requests whose method is not a standard HTTP one (as
+OpenTelemetry's ``http.request.method``): clients choose methods freely, and
+labels must stay bounded."""
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
+                     "TRACE", "PATCH", "QUERY"))
 
 _ID_SEGMENT = re.compile(
     r"^(?:\d+"                                    # 12345
@@ -60,7 +66,12 @@ class Attribution:
 
     # -- labels -------------------------------------------------------------------
     def endpoint(self, method: str, route: str) -> str:
-        """``METHOD route``, or ``other`` once ``max_endpoints`` labels exist."""
+        """``METHOD route``, or ``other`` once ``max_endpoints`` labels exist.
+
+        A method that is not a standard HTTP one counts as ``_OTHER``.
+        """
+        if method and method not in METHODS:
+            method = OTHER_METHOD
         label = f"{method} {route}" if method else route
         if label in self._endpoints:
             return label

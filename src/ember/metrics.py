@@ -114,6 +114,8 @@ POLL_SECONDS = 1.0
 """How often the feeder looks for newly sealed windows."""
 GC_BUFFER = 10_000
 """GC pauses held between two feeder polls at most (the oldest are dropped)."""
+MAX_REQUEST_CHILDREN = 4096
+"""Cached histogram children per (endpoint, method); beyond, the cache starts over."""
 
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                    1.0, 2.5, 5.0, 10.0, 30.0)
@@ -165,6 +167,9 @@ class Metrics:
         self._gc_pauses: collections.deque[tuple[int, float]] = collections.deque(
             maxlen=GC_BUFFER)
         self._gc_started = 0.0
+        # (endpoint, method) -> the two histograms' children: labels() costs more
+        # than observe(). Bounded: endpoints are capped and methods normalised.
+        self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._stop = threading.Event()
         self._thread: EmberThread | None = None
 
@@ -207,10 +212,16 @@ class Metrics:
     def observe_request(self, request: middleware.Request) -> None:
         """The middleware observer: one finished request into the histograms."""
         try:
-            endpoint = request.endpoint or OTHER
-            self.request_duration.labels(endpoint, request.method).observe(request.duration_s)
+            key = (request.endpoint or OTHER, request.method)
+            children = self._request_children.get(key)
+            if children is None:
+                if len(self._request_children) >= MAX_REQUEST_CHILDREN:
+                    self._request_children.clear()
+                children = self._request_children[key] = (
+                    self.request_duration.labels(*key), self.request_cpu.labels(*key))
+            children[0].observe(request.duration_s)
             if request.cpu_source:
-                self.request_cpu.labels(endpoint, request.method).observe(request.cpu_s)
+                children[1].observe(request.cpu_s)
         except Exception:
             self._failed("observing a request")
 

@@ -25,7 +25,6 @@ once, and the request goes on.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
@@ -45,11 +44,21 @@ _CALL_KEY = "ember.call"
 UNMATCHED = "[unmatched]"
 """Route of requests no framework route matched (``GET [unmatched]``)."""
 
+_process = os.getpid()  # kept current at fork: os.getpid() is a system call per request
+
+
+def _forked() -> None:
+    global _process
+    _process = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 class _Call:
     """One request passing through the middleware."""
 
-    __slots__ = ("done", "environ", "lock", "method", "request", "route", "status")
+    __slots__ = ("environ", "method", "open", "request", "route", "status")
 
     def __init__(self, environ: Environ, method: str) -> None:
         self.environ = environ
@@ -57,8 +66,7 @@ class _Call:
         self.request: middleware.Request | None = None
         self.route: str | None = None
         self.status = 0
-        self.done = False
-        self.lock = threading.Lock()
+        self.open = [True]  # finish() pops it: atomic, so exactly one caller ends the request
 
     def set_route(self, route: str) -> None:
         """Relabel the request with ``METHOD route`` (capped) if the route is new."""
@@ -73,10 +81,10 @@ class _Call:
 
     def finish(self, status: int | None = None) -> None:
         """End the request exactly once."""
-        with self.lock:
-            if self.done:
-                return
-            self.done = True
+        try:
+            self.open.pop()
+        except IndexError:
+            return
         try:
             middleware.end(self.request, self.status if status is None else status)
         except Exception:
@@ -203,9 +211,8 @@ class EmberMiddleware:
             registry.max_endpoints = max_endpoints
 
     def _ensure_sampler(self) -> None:
-        pid = os.getpid()
-        if pid != self._pid:
-            self._pid = pid
+        if _process != self._pid:
+            self._pid = _process
             middleware.ensure_sampler(self.start_sampler, **self.sampler_settings)
             if not self.start_sampler:
                 registry.activate()
