@@ -24,7 +24,10 @@ requests) is printed too. The sampler's own view comes from a test-only route,
 
 ``--variant plain`` runs two plain servers: an A/A control of the method.
 ``no-metrics`` and ``no-sampler`` take one part of ember away, to see where
-the cost goes. The same file is the app: ``create_app()`` (gunicorn
+the cost goes. ``ticker`` has no ember at all but a thread that wakes on the
+sampler's schedule (uniform 5-15 ms) and takes the GIL, doing nothing: the
+floor under any in-process sampler at 100 Hz (its thread's own CPU, and the
+GIL hand-offs it forces on the request thread). The same file is the app: ``create_app()`` (gunicorn
 ``server_overhead:create_app()``); ``EMBER_BENCH_VARIANT`` picks the variant.
 """
 
@@ -35,10 +38,12 @@ import contextlib
 import http.client
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +58,31 @@ HERE = Path(__file__).resolve().parent
 
 
 # -- the app (in the gunicorn workers) ----------------------------------------------
+class Ticker(threading.Thread):
+    """Wakes like the sampler (``Lock.acquire`` with a timeout, uniform 5-15 ms),
+    takes the GIL, and does nothing else."""
+
+    def __init__(self) -> None:
+        super().__init__(name="ticker", daemon=True)
+        self.cycles = 0
+        self.cpu_ns = 0
+        self.native = 0
+
+    def run(self) -> None:
+        self.native = threading.get_native_id()
+        lock = threading.Lock()
+        lock.acquire()
+        start = time.thread_time_ns()
+        while True:
+            lock.acquire(True, random.uniform(0.005, 0.015))
+            self.cycles += 1
+            self.cpu_ns = time.thread_time_ns() - start
+
+    def stats(self) -> dict[str, Any]:
+        return {"native_id": self.native, "cycles": self.cycles, "sampler_cpu": self.cpu_ns / 1e9,
+                "samples": 0, "process_cpu_share": 0.0}
+
+
 def leaf(n: int) -> int:
     total = 0
     for i in range(n):
@@ -78,15 +108,21 @@ def create_app() -> Any:
     def pid() -> dict[str, Any]:
         return {"pid": os.getpid()}
 
+    variant = os.environ.get("EMBER_BENCH_VARIANT", "plain")
+    ticker = Ticker() if variant == "ticker" else None
+
     @app.route("/ember-stats")
     def ember_stats() -> dict[str, Any]:  # test-only: the sampler's view of itself
+        if ticker is not None:
+            return {"stats": ticker.stats()}
         import ember
 
         sampler = ember.current()
         return {"stats": sampler.stats() if sampler is not None else None}
 
-    variant = os.environ.get("EMBER_BENCH_VARIANT", "plain")
-    if variant != "plain":
+    if ticker is not None:
+        ticker.start()
+    elif variant != "plain":
         import ember.flask
 
         ember.flask.init_app(app, **VARIANTS[variant])
@@ -188,9 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=50, help="requests per batch (50)")
     parser.add_argument("--rounds", type=int, default=20,
                         help="work per request: rounds of a 2,000-step loop (20: ~2 ms)")
-    parser.add_argument("--variant", choices=("plain", *VARIANTS), default="full",
+    parser.add_argument("--variant", choices=("plain", "ticker", *VARIANTS), default="full",
                         help="what the second server runs (full: the target; plain: an "
-                        "A/A control of the method; no-metrics, no-sampler: where costs go)")
+                        "A/A control of the method; ticker: the floor of any in-process "
+                        "100 Hz sampler; no-metrics, no-sampler: where costs go)")
     parser.add_argument("--verbose", action="store_true", help="print every pair")
     args = parser.parse_args(argv)
 

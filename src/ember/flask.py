@@ -26,7 +26,7 @@ from ember.wsgi import UNMATCHED, EmberMiddleware, route_template, set_route
 
 def _label_route() -> None:
     try:
-        request = flask.request
+        request = flask.request._get_current_object()  # type: ignore[attr-defined]
         rule = request.url_rule
         route = UNMATCHED if rule is None else route_template(rule.rule)
         set_route(request.environ, route)

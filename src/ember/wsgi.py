@@ -24,6 +24,7 @@ once, and the request goes on.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
@@ -106,6 +107,7 @@ def set_route(environ: Environ, route: str) -> None:
         middleware._failed("labelling a request")
 
 
+@functools.lru_cache(maxsize=1024)  # an application has few routes; read once per request
 def route_template(route: str) -> str:
     """A framework route as an ember template: ``items/<int:item_id>`` -> ``/items/{item_id}``.
 
