@@ -14,6 +14,9 @@ No server and no sockets: the script calls the applications itself.
   against ``ember.asgi.EmberMiddleware(app, start_sampler=False,
   metrics=False)``; for information, a Starlette app with one route, bare
   against wrapped.
+- For information, a Flask app with one route (``/items/<int:item_id>``), bare
+  against ``ember.flask.init_app(app, start_sampler=False, metrics=False)``:
+  the WSGI middleware plus the hook that reads Flask's route, as in production.
 
 Method: batches of ``--calls`` calls, variants alternating (A B, then B A,
 ...), each batch timed with the calling thread's CPU clock
@@ -34,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import io
 import statistics
 import sys
 import time
@@ -62,7 +66,7 @@ def wsgi_environ() -> dict[str, Any]:
         "REQUEST_METHOD": "GET", "PATH_INFO": "/items/42", "QUERY_STRING": "",
         "SERVER_NAME": "localhost", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
         "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "localhost:8000",
-        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": None,
+        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(),
         "wsgi.errors": sys.stderr, "wsgi.multithread": False,
         "wsgi.multiprocess": True, "wsgi.run_once": False,
     }
@@ -153,6 +157,22 @@ def starlette_app() -> Any:
     return Starlette(routes=[Route("/items/{item_id}", item)])
 
 
+def flask_app(with_ember: bool) -> Any:
+    import flask
+
+    app = flask.Flask("middleware_overhead")
+
+    @app.route("/items/<int:item_id>")
+    def item(item_id: int) -> str:
+        return "ok"
+
+    if with_ember:
+        import ember.flask
+
+        ember.flask.init_app(app, start_sampler=False, metrics=False)
+    return app
+
+
 # -- the comparison -----------------------------------------------------------------
 def compare(name: str, bare: Batch, wrapped: Batch, args: argparse.Namespace,
             observers: tuple[list[Any], list[Any]] = ([], [])) -> float:
@@ -199,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     wsgi_plain = WsgiMiddleware(wsgi_app, start_sampler=False, metrics=False)
     wsgi_cost = compare("WSGI, metrics=False", wsgi_batch(wsgi_app),
                         wsgi_batch(wsgi_plain), args)
+    compare("Flask 1 route, metrics=False", wsgi_batch(flask_app(False)),
+            wsgi_batch(flask_app(True)), args)
 
     loop = asyncio.new_event_loop()
     asgi_plain = AsgiMiddleware(asgi_app, start_sampler=False, metrics=False)
