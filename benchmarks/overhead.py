@@ -38,8 +38,11 @@ from typing import Any
 from ember import Sampler
 from ember.demo import HANDLERS
 from stacks import at_depth
+from ticker import Ticker
 
 IMPLEMENTATIONS = ("cython", "python")
+FLOOR = "ticker"
+"""Not a sampler: a thread that only wakes and takes the GIL (``ticker.py``)."""
 TARGET_SHARE = 0.005
 
 
@@ -62,12 +65,17 @@ def service(implementation: str, seconds: float, threads: int, depth: int) -> No
                                 name=f"worker-{i}") for i in range(threads)]
     for worker in workers:
         worker.start()
-    sampler = Sampler(implementation=implementation)
-    sampler.start()
+    sampler: Sampler | Ticker
+    if implementation == FLOOR:
+        sampler = Ticker()
+        sampler.start()
+    else:
+        sampler = Sampler(implementation=implementation)
+        sampler.start()
     while not sampler.stats()["native_id"]:
         time.sleep(0.001)
     tell({"pid": os.getpid(), "native_id": sampler.stats()["native_id"],
-          "implementation": sampler.implementation})
+          "implementation": getattr(sampler, "implementation", FLOOR)})
     sys.stdin.readline()  # the parent has read its baseline
     gate.set()
     time.sleep(seconds)
@@ -79,7 +87,8 @@ def service(implementation: str, seconds: float, threads: int, depth: int) -> No
     gate.set()
     for worker in workers:
         worker.join()
-    sampler.stop()
+    if isinstance(sampler, Sampler):
+        sampler.stop()
 
 
 def tell(message: dict[str, Any]) -> None:
@@ -151,9 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=50, help="their stack depth (50)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs per implementation, alternating; medians are judged (3)")
-    parser.add_argument("--implementation", choices=IMPLEMENTATIONS, action="append",
-                        help="run only this implementation (repeatable; default: both)")
-    parser.add_argument("--service", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
+    parser.add_argument("--implementation", choices=(*IMPLEMENTATIONS, FLOOR), action="append",
+                        help="run only this implementation (repeatable; default: both); "
+                        f"{FLOOR}: no sampler, a thread that only wakes like one and takes "
+                        "the GIL (the floor of any in-process sampler)")
+    parser.add_argument("--service", choices=(*IMPLEMENTATIONS, FLOOR), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.service:
         service(args.service, args.seconds, args.threads, args.depth)
@@ -182,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     for impl, runs in results.items():
         inside = statistics.median(r["inside_share"] for r in runs)
         outside = statistics.median(r["outside_share_tasks"] for r in runs)
+        if impl == FLOOR:
+            print(f"floor: a thread that only wakes at 100 Hz and takes the GIL costs "
+                  f"{100 * inside:.3f}% of the service's CPU ({100 * outside:.3f}% from /proc)")
+            continue
         passed = max(inside, outside) <= TARGET_SHARE
         ok = ok and passed
         print(f"{'PASS' if passed else 'FAIL'}: {impl}: sampler share of the service's CPU "

@@ -38,15 +38,15 @@ import contextlib
 import http.client
 import json
 import os
-import random
 import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from ticker import Ticker
 
 TARGET_RATIO = 1.01
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -58,31 +58,6 @@ HERE = Path(__file__).resolve().parent
 
 
 # -- the app (in the gunicorn workers) ----------------------------------------------
-class Ticker(threading.Thread):
-    """Wakes like the sampler (``Lock.acquire`` with a timeout, uniform 5-15 ms),
-    takes the GIL, and does nothing else."""
-
-    def __init__(self) -> None:
-        super().__init__(name="ticker", daemon=True)
-        self.cycles = 0
-        self.cpu_ns = 0
-        self.native = 0
-
-    def run(self) -> None:
-        self.native = threading.get_native_id()
-        lock = threading.Lock()
-        lock.acquire()
-        start = time.thread_time_ns()
-        while True:
-            lock.acquire(True, random.uniform(0.005, 0.015))
-            self.cycles += 1
-            self.cpu_ns = time.thread_time_ns() - start
-
-    def stats(self) -> dict[str, Any]:
-        return {"native_id": self.native, "cycles": self.cycles, "sampler_cpu": self.cpu_ns / 1e9,
-                "samples": 0, "process_cpu_share": 0.0}
-
-
 def leaf(n: int) -> int:
     total = 0
     for i in range(n):
