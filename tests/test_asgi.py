@@ -57,6 +57,31 @@ async def drive(app: Any, scope: dict[str, Any],
     return sent
 
 
+def test_requests_leave_no_garbage_cycles() -> None:
+    """As in WSGI: a request through the middleware leaves nothing to the GC."""
+    import gc
+
+    async def ok(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    app = EmberMiddleware(ok, start_sampler=False, metrics=True)
+
+    async def requests() -> int:
+        await drive(app, http_scope("/warm"))
+        gc.collect()
+        gc.disable()
+        try:
+            for i in range(100):
+                sent = await drive(app, http_scope(f"/items/{i}"))
+                assert sent[0]["status"] == 200
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    assert asyncio.run(requests()) == 0
+
+
 # -- labels -----------------------------------------------------------------------------
 def test_route_templates_label_async_sync_and_dependencies(
         finished: list[middleware.Request]) -> None:

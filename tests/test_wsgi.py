@@ -259,6 +259,28 @@ def test_made_up_methods_share_one_label(finished: list[middleware.Request]) -> 
     assert len(series) == 2
 
 
+def test_requests_leave_no_garbage_cycles() -> None:
+    """The middleware must not tie a request's environ into a reference cycle:
+    everything it reaches would then wait for the garbage collector."""
+    import gc
+
+    def ok(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", HEADERS)
+        return [b"ok"]
+
+    app = EmberMiddleware(ok, start_sampler=False, metrics=True)
+    assert call(app, "/warm") == ("200 OK", b"ok")
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(100):
+            assert call(app, f"/items/{i}") == ("200 OK", b"ok")
+        unreachable = gc.collect()
+    finally:
+        gc.enable()
+    assert unreachable == 0
+
+
 FAULTS: dict[str, tuple[object, str]] = {
     "begin": (middleware, "begin"),
     "end": (middleware, "end"),

@@ -59,10 +59,12 @@ os.register_at_fork(after_in_child=_forked)
 class _Call:
     """One request passing through the middleware."""
 
-    __slots__ = ("environ", "method", "open", "request", "route", "status")
+    # No reference back to the environ: the environ holds the call (set_route
+    # finds it there), and a cycle would leave every request's environ, and all
+    # it reaches, to the garbage collector.
+    __slots__ = ("method", "open", "request", "route", "status")
 
-    def __init__(self, environ: Environ, method: str) -> None:
-        self.environ = environ
+    def __init__(self, method: str) -> None:
         self.method = method
         self.request: middleware.Request | None = None
         self.route: str | None = None
@@ -223,7 +225,7 @@ class EmberMiddleware:
         try:
             self._ensure_sampler()
             method = str(environ.get("REQUEST_METHOD") or "GET")
-            call = _Call(environ, method)
+            call = _Call(method)
             if self.label is not None:
                 endpoint = registry.endpoint("", self.label(environ))
             else:
