@@ -55,7 +55,7 @@ def server(tmp_path: Path, python_env: dict[str, str]) -> Iterator[tuple[str, Pa
 def test_uvicorn_fastapi_requests_are_attributed(server: tuple[str, Path]) -> None:
     base, dump = server
     failures: list[str] = []
-    counts = {"/alpha": 0, "/beta": 0, "/sync/7": 0}
+    counts = {"/alpha": 0, "/beta": 0, "/sync/7": 0, "/fanout": 0}
 
     def client(path: str, stop_at: float) -> None:
         with httpx.Client(base_url=base, timeout=30) as http:
@@ -68,7 +68,8 @@ def test_uvicorn_fastapi_requests_are_attributed(server: tuple[str, Path]) -> No
     stop_at = time.monotonic() + 2.0
     # two clients per asyncio route: concurrent requests interleave on one loop
     threads = [threading.Thread(target=client, args=(p, stop_at))
-               for p in ("/alpha", "/alpha", "/beta", "/beta", "/sync/7", "/sync/7")]
+               for p in ("/alpha", "/alpha", "/beta", "/beta", "/sync/7", "/sync/7",
+                         "/fanout")]
     for t in threads:
         t.start()
     for t in threads:
@@ -82,7 +83,9 @@ def test_uvicorn_fastapi_requests_are_attributed(server: tuple[str, Path]) -> No
     for function, endpoint in [("burn_alpha", "GET /alpha"),
                                ("burn_beta", "GET /beta"),
                                ("burn_sync", "GET /sync/{item_id}"),
-                               ("burn_dependency", "GET /sync/{item_id}")]:
+                               ("burn_dependency", "GET /sync/{item_id}"),
+                               # in tasks the request created (gather, nested create_task)
+                               ("burn_child", "GET /fanout")]:
         share, n = share_in(profile, function, endpoint)
         assert share > 0.95, (function, endpoint, share, n)
         assert n >= 5, (function, n)  # enough samples for the share to mean something
@@ -92,4 +95,4 @@ def test_uvicorn_fastapi_requests_are_attributed(server: tuple[str, Path]) -> No
     # only what ran between the request's start and routing.
     provisional = profile.filter(endpoint="GET /sync/{id}").totals().samples
     assert provisional <= 0.02 * profile.totals().samples, provisional
-    assert {"GET /alpha", "GET /beta", "GET /sync/{item_id}"} <= endpoints
+    assert {"GET /alpha", "GET /beta", "GET /sync/{item_id}", "GET /fanout"} <= endpoints

@@ -162,3 +162,95 @@ def test_asyncio_request_cpu_is_what_the_sampler_credited_to_its_task(
         # Sampled: each cycle's CPU goes to the task running at that moment.
         assert request.cpu_s == pytest.approx(truth[endpoint] / 1e9, rel=0.3), endpoint
     assert by_endpoint["GET /beta"].cpu_s > 1.4 * by_endpoint["GET /alpha"].cpu_s
+
+
+# -- tasks a request creates ----------------------------------------------------------
+def test_tasks_created_by_a_request_carry_its_labels_until_done() -> None:
+    """gather, create_task and nested tasks inherit the request's endpoint; a task
+    created outside requests does not; a child leaves the registry once done."""
+    seen: dict[str, str | None] = {}
+
+    def endpoint_now() -> str | None:
+        labels = registry.labels_of(threading.get_ident())
+        return dict(labels).get("endpoint") if labels else None
+
+    async def child(name: str) -> None:
+        await asyncio.sleep(0)
+        seen[name] = endpoint_now()
+
+    async def nested() -> None:
+        await asyncio.create_task(child("grandchild"))
+
+    async def request() -> asyncio.Task[None]:
+        labels = (("endpoint", "GET /fan"),)
+        registry.enter_task(labels)
+        await asyncio.gather(child("gathered"), nested())
+        await asyncio.create_task(child("created"))
+        stray = asyncio.create_task(child("outlives the request"))
+        registry.exit_task()
+        return stray
+
+    async def main() -> None:
+        registry.activate()
+        outside = asyncio.create_task(child("outside"))  # no request yet on this loop
+        await outside
+        stray = await asyncio.create_task(request())
+        await stray
+        await asyncio.sleep(0)  # done callbacks run
+        assert len(registry._children) == 0  # every child left once done
+        await asyncio.create_task(child("after"))
+
+    asyncio.run(main())
+    assert seen == {"outside": BACKGROUND, "gathered": "GET /fan", "grandchild": "GET /fan",
+                    "created": "GET /fan", "outlives the request": "GET /fan",
+                    "after": BACKGROUND}
+
+
+def test_cpu_of_a_child_task_counts_for_the_request() -> None:
+    async def main() -> int:
+        parent = asyncio.current_task()
+        assert parent is not None
+        registry.enter_task((("endpoint", "GET /fan"),))
+        kid = asyncio.create_task(asyncio.sleep(0))
+        grandkid_box: list[asyncio.Task[None]] = []
+
+        async def spawn() -> None:
+            grandkid_box.append(asyncio.create_task(asyncio.sleep(0)))
+
+        await asyncio.create_task(spawn())
+        registry.credit_task(parent, 1_000)
+        registry.credit_task(kid, 20_000)
+        registry.credit_task(grandkid_box[0], 300_000)
+        await kid
+        await grandkid_box[0]
+        return registry.exit_task()
+
+    assert asyncio.run(main()) == 321_000
+
+
+def test_the_application_task_factory_is_kept() -> None:
+    made: list[str] = []
+
+    def app_factory(loop: asyncio.AbstractEventLoop, coro: object, **kwargs: object) -> object:
+        made.append(getattr(coro, "__name__", "?"))
+        return asyncio.Task(coro, loop=loop, **kwargs)  # type: ignore[arg-type]
+
+    async def child() -> str | None:
+        labels = registry.labels_of(threading.get_ident())
+        return dict(labels).get("endpoint") if labels else None
+
+    async def main() -> tuple[str | None, object]:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(app_factory)
+        registry.enter_task((("endpoint", "GET /own"),))
+        registry.enter_task((("endpoint", "GET /own/{id}"),))  # relabelled: hooked once
+        factory = loop.get_task_factory()
+        result = await asyncio.create_task(child())
+        registry.exit_task()
+        return result, factory
+
+    endpoint, factory = asyncio.run(main())
+    assert endpoint == "GET /own/{id}"
+    assert made[0] == "child"  # the application's factory made the task (asyncio.run's
+    # own shutdown tasks follow)
+    assert getattr(factory, "__ember_adopts__", False)

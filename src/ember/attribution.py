@@ -19,6 +19,7 @@ import asyncio
 import functools
 import re
 import threading
+import weakref
 from typing import Any
 
 from ember.profile import Labels
@@ -62,6 +63,11 @@ class Attribution:
         self._threads: dict[int, Labels] = {}
         self._tasks: dict[asyncio.Task[Any], Labels] = {}
         self._task_cpu: dict[asyncio.Task[Any], int] = {}
+        # Tasks a request task created (asyncio.gather, create_task, TaskGroup):
+        # child -> (labels, the request's task). Weak: an abandoned task stays
+        # collectable; a child leaves when it is done.
+        self._children: weakref.WeakKeyDictionary[
+            asyncio.Task[Any], tuple[Labels, asyncio.Task[Any]]] = weakref.WeakKeyDictionary()
         self._loops: dict[int, asyncio.AbstractEventLoop] = {}
 
     # -- labels -------------------------------------------------------------------
@@ -109,7 +115,10 @@ class Attribution:
         self._tasks[task] = labels
         self._task_cpu.setdefault(task, 0)
         loop = task.get_loop()
-        self._loops[threading.get_ident()] = loop  # a thread may run a new loop later
+        ident = threading.get_ident()
+        if self._loops.get(ident) is not loop:  # a thread may run a new loop later
+            self._loops[ident] = loop
+            _adopt_children(loop, self)
         self.version += 1
 
     def exit_task(self, task: asyncio.Task[Any] | None = None) -> int:
@@ -123,9 +132,34 @@ class Attribution:
         return self._task_cpu.pop(task, 0)
 
     def credit_task(self, task: asyncio.Task[Any], cpu_ns: int) -> None:
-        """A sampler saw ``task`` running after its loop thread used ``cpu_ns``."""
+        """A sampler saw ``task`` running after its loop thread used ``cpu_ns``
+        (a task the request created counts for the request)."""
         if task in self._task_cpu:
             self._task_cpu[task] += cpu_ns
+        elif self._children:
+            adopted = self._children.get(task)
+            if adopted is not None and adopted[1] in self._task_cpu:
+                self._task_cpu[adopted[1]] += cpu_ns
+
+    def adopt(self, task: asyncio.Task[Any], parent: asyncio.Task[Any] | None) -> None:
+        """``parent`` created ``task``: if ``parent`` serves a request, or is one
+        of its tasks, ``task`` carries the request's labels until it is done."""
+        if parent is None:
+            return
+        labels = self._tasks.get(parent)
+        if labels is not None:
+            self._children[task] = (labels, parent)
+        elif self._children:
+            adopted = self._children.get(parent)
+            if adopted is None:
+                return
+            self._children[task] = adopted
+        else:
+            return
+        task.add_done_callback(self._disown)
+
+    def _disown(self, task: asyncio.Task[Any]) -> None:
+        self._children.pop(task, None)
 
     def reset(self) -> None:
         """Forget every request, endpoint and loop (tests; a new process)."""
@@ -134,6 +168,7 @@ class Attribution:
             self._threads.clear()
             self._tasks.clear()
             self._task_cpu.clear()
+            self._children.clear()
             self._loops.clear()
             self.active = False
             self.version += 1
@@ -149,13 +184,49 @@ class Attribution:
         loop = self._loops.get(ident)
         if loop is not None:
             task = current_task(loop)
-            labels = self._tasks.get(task) if task is not None else None
-            if labels is not None:
-                return labels
+            if task is not None:
+                labels = self._tasks.get(task)
+                if labels is not None:
+                    return labels
+                if self._children:
+                    adopted = self._children.get(task)
+                    if adopted is not None:
+                        return adopted[0]
         labels = self._threads.get(ident)
         if labels is not None:
             return labels
         return ((("endpoint", BACKGROUND),)) if self.active else None
+
+
+def _adopt_children(loop: asyncio.AbstractEventLoop, registry: Attribution) -> None:
+    """Make the tasks that request tasks create on ``loop`` carry their request.
+
+    Wraps the loop's task factory (the application's own, if it set one, is
+    kept and called). A factory the application sets later replaces this one:
+    tasks created then are no longer adopted, nothing else changes. Creating a
+    task costs about a microsecond more. Never raises.
+    """
+    try:
+        previous = loop.get_task_factory()
+        if getattr(previous, "__ember_adopts__", False):
+            return
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+            task: Any
+            if previous is not None:
+                task = previous(loop, coro, **kwargs)
+            else:
+                task = asyncio.Task(coro, loop=loop, **kwargs)
+            try:  # noqa: SIM105 - no context manager on every task creation
+                registry.adopt(task, asyncio.current_task(loop))
+            except Exception:  # attribution is best effort; the task is the app's
+                pass
+            return task
+
+        factory.__ember_adopts__ = True  # type: ignore[attr-defined]
+        loop.set_task_factory(factory)
+    except Exception:
+        pass
 
 
 def current_task(loop: asyncio.AbstractEventLoop) -> asyncio.Task[Any] | None:

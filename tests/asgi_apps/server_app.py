@@ -76,6 +76,29 @@ def sync_item(item_id: int, dep: int = Depends(sync_dependency)) -> dict[str, in
     return {"item_id": item_id, "dep": dep}
 
 
+def burn_child(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        sum(range(200))
+
+
+async def child_work(chunks: int) -> None:
+    for _ in range(chunks):
+        burn_child(_rng.uniform(*CHUNK))
+        await asyncio.sleep(0)
+
+
+@app.get("/fanout")
+async def fanout() -> dict[str, str]:
+    """The work runs in tasks the request creates (gather), one of them nested."""
+
+    async def nested() -> None:
+        await asyncio.create_task(child_work(1))
+
+    await asyncio.gather(child_work(2), child_work(2), nested())
+    return {"route": "fanout"}
+
+
 @app.post("/_ember/dump")
 async def dump() -> dict[str, int]:
     sampler = ember.current()
