@@ -125,12 +125,27 @@ def test_mounted_routes_carry_the_mount_prefix(finished: list[middleware.Request
     async def item(request: StarletteRequest) -> PlainTextResponse:
         return PlainTextResponse(str(endpoint_here()))
 
-    app = Starlette(routes=[Mount("/api", routes=[Route("/items/{item_id:int}", item)])])
+    async def raw(scope: Any, receive: Any, send: Any) -> None:  # a mounted non-router app
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(endpoint_here()).encode()})
+
+    app = Starlette(routes=[
+        Mount("/api", routes=[
+            Route("/items/{item_id:int}", item),
+            # the declared names of a mount's parameters, not the values
+            Mount("/users/{user_id}", routes=[Route("/orders/{order_id}", item)]),
+        ]),
+        Mount("/raw", app=raw),
+    ])
     app.add_middleware(EmberMiddleware, start_sampler=False)
-    sent = asyncio.run(drive(app, http_scope("/api/items/5")))
-    assert sent[0]["status"] == 200
-    assert sent[1]["body"] == b"GET /api/items/{item_id}"
-    assert [r.endpoint for r in finished] == ["GET /api/items/{item_id}"]
+    expected = {"/api/items/5": "GET /api/items/{item_id}",
+                "/api/users/u-8f3a/orders/77": "GET /api/users/{user_id}/orders/{order_id}",
+                "/raw/anything/here": "GET /raw/{path}"}
+    for path, endpoint in expected.items():
+        sent = asyncio.run(drive(app, http_scope(path)))
+        assert sent[0]["status"] == 200
+        assert sent[1]["body"] == endpoint.encode()
+    assert [r.endpoint for r in finished] == list(expected.values())
 
 
 def test_label_callable_and_unrouted_apps(finished: list[middleware.Request]) -> None:

@@ -58,25 +58,34 @@ T = TypeVar("T")
 class _State:
     """One request in flight, as the middleware, the scope hook and workers see it."""
 
-    __slots__ = ("done", "method", "request", "root_path", "route_label")
+    __slots__ = ("done", "method", "mounts", "request", "root_path", "route_label")
 
     def __init__(self, method: str, root_path: str) -> None:
         self.method = method
         self.root_path = root_path
+        self.mounts = ""  # the declared paths of the Mounts routed through so far
         self.request: middleware.Request | None = None
         self.route_label: str | None = None
         self.done = False
 
     def route_seen(self, scope: MutableMapping[str, Any], route: Any) -> None:
-        """The router picked ``route`` (mounted routers add their own prefix)."""
+        """The router picked ``route``: a Mount (its declared path prefixes what
+        follows, e.g. ``/users/{user_id}``) or the final route."""
         try:
             template = getattr(route, "path_format", None) or getattr(route, "path", None)
             if not isinstance(template, str):
                 return
-            root = scope.get("root_path", "")
-            if isinstance(root, str) and len(root) > len(self.root_path) \
-                    and root.startswith(self.root_path):  # inside a Mount
-                template = normalise_path(root[len(self.root_path):]) + template
+            mount = _mount_path(route)
+            if mount is not None:
+                self.mounts += mount
+                template = self.mounts + "/{path}"
+            elif self.mounts:
+                template = self.mounts + template
+            else:
+                root = scope.get("root_path", "")
+                if isinstance(root, str) and len(root) > len(self.root_path) \
+                        and root.startswith(self.root_path):  # under a prefix ember did not see
+                    template = normalise_path(root[len(self.root_path):]) + template
             self.route_label = registry.endpoint(self.method, template)
             if not self.done:
                 middleware.relabel(self.request, self.route_label)
@@ -85,6 +94,26 @@ class _State:
 
     def endpoint(self) -> str | None:
         return self.request.endpoint if self.request is not None else None
+
+
+_MOUNT: list[type] = []  # starlette.routing.Mount once looked up (empty: not yet, or absent)
+_MOUNT_LOOKED_UP = [False]
+
+
+def _mount_path(route: Any) -> str | None:
+    """The declared path of a Starlette ``Mount`` (``/users/{user_id}``), else None."""
+    if not _MOUNT_LOOKED_UP[0]:
+        _MOUNT_LOOKED_UP[0] = True
+        try:
+            from starlette.routing import Mount
+        except ImportError:
+            pass
+        else:
+            _MOUNT.append(Mount)
+    if _MOUNT and isinstance(route, _MOUNT[0]):
+        path = getattr(route, "path", None)
+        return path if isinstance(path, str) else None
+    return None
 
 
 _current: contextvars.ContextVar[_State | None] = contextvars.ContextVar(
