@@ -33,6 +33,11 @@ labels must stay bounded."""
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
                      "TRACE", "PATCH", "QUERY"))
 
+
+def http_method(method: str) -> str:
+    """``method`` if it is a standard HTTP method (or empty), else ``_OTHER``."""
+    return method if method in METHODS or not method else OTHER_METHOD
+
 _ID_SEGMENT = re.compile(
     r"^(?:\d+"                                    # 12345
     r"|[0-9a-fA-F]{8}(?:-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}"  # a uuid
@@ -76,8 +81,7 @@ class Attribution:
 
         A method that is not a standard HTTP one counts as ``_OTHER``.
         """
-        if method and method not in METHODS:
-            method = OTHER_METHOD
+        method = http_method(method)
         label = f"{method} {route}" if method else route
         if label in self._endpoints:
             return label

@@ -117,6 +117,15 @@ GC_BUFFER = 10_000
 MAX_REQUEST_CHILDREN = 4096
 """Cached histogram children per (endpoint, method); beyond, the cache starts over."""
 
+def _child(cache: dict[tuple[str, str], Any], histogram: Histogram,
+           key: tuple[str, str]) -> Any:
+    """``histogram.labels(*key)``, kept in ``cache`` (which starts over when full)."""
+    if len(cache) >= MAX_REQUEST_CHILDREN:
+        cache.clear()
+    child = cache[key] = histogram.labels(*key)
+    return child
+
+
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                    1.0, 2.5, 5.0, 10.0, 30.0)
 GC_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -167,9 +176,10 @@ class Metrics:
         self._gc_pauses: collections.deque[tuple[int, float]] = collections.deque(
             maxlen=GC_BUFFER)
         self._gc_started = 0.0
-        # (endpoint, method) -> the two histograms' children: labels() costs more
+        # (endpoint, method) -> each request histogram's child: labels() costs more
         # than observe(). Bounded: endpoints are capped and methods normalised.
-        self._request_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._duration_children: dict[tuple[str, str], Any] = {}
+        self._cpu_children: dict[tuple[str, str], Any] = {}
         self._stop = threading.Event()
         self._thread: EmberThread | None = None
 
@@ -213,15 +223,15 @@ class Metrics:
         """The middleware observer: one finished request into the histograms."""
         try:
             key = (request.endpoint or OTHER, request.method)
-            children = self._request_children.get(key)
-            if children is None:
-                if len(self._request_children) >= MAX_REQUEST_CHILDREN:
-                    self._request_children.clear()
-                children = self._request_children[key] = (
-                    self.request_duration.labels(*key), self.request_cpu.labels(*key))
-            children[0].observe(request.duration_s)
+            duration = self._duration_children.get(key)
+            if duration is None:
+                duration = _child(self._duration_children, self.request_duration, key)
+            duration.observe(request.duration_s)
             if request.cpu_source:
-                children[1].observe(request.cpu_s)
+                cpu = self._cpu_children.get(key)
+                if cpu is None:
+                    cpu = _child(self._cpu_children, self.request_cpu, key)
+                cpu.observe(request.cpu_s)
         except Exception:
             self._failed("observing a request")
 

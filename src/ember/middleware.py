@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ember import api
-from ember.attribution import METHODS, OTHER_METHOD
+from ember.attribution import http_method
 from ember.attribution import registry as requests
 from ember.gcstats import pause_ns_total
 
@@ -100,8 +100,7 @@ def ensure_sampler(start: bool = True, *, metrics: bool = True, registry: Any = 
 def begin(method: str, endpoint: str, *, asyncio_task: bool = False) -> Request | None:
     """Register a request that starts now on this thread (or this asyncio task)."""
     try:
-        if method not in METHODS and method:  # clients choose methods: keep labels bounded
-            method = OTHER_METHOD
+        method = http_method(method)  # clients choose methods: keep labels bounded
         labels = (("endpoint", endpoint),)
         if asyncio_task:
             task = asyncio.current_task()
