@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 
 from ember import Profile
+from ember.attribution import registry
 
 
 def stop_process(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
@@ -28,3 +30,9 @@ def share_in(profile: Profile, function: str, endpoint: str) -> tuple[float, int
             inside += values.samples if ("endpoint", endpoint) in labels else 0
     assert total > 0, f"no samples of {function}"
     return inside / total, total
+
+
+def endpoint_here() -> str | None:
+    """The endpoint the sampler would give a sample of this thread (or task) now."""
+    labels = registry.labels_of(threading.get_ident())
+    return dict(labels).get("endpoint") if labels else None

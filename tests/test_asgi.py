@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import Any
 
 import anyio.to_thread
@@ -19,16 +18,11 @@ import ember
 from ember import middleware
 from ember.asgi import EmberMiddleware, install_threadpool_hook
 from ember.attribution import BACKGROUND, OTHER, registry
+from support import endpoint_here
 
 pytestmark = pytest.mark.usefixtures("clean_registry")
 
 Message = dict[str, Any]
-
-
-def endpoint_here() -> str | None:
-    """The endpoint the sampler would give a sample of this thread (or task) now."""
-    labels = registry.labels_of(threading.get_ident())
-    return dict(labels).get("endpoint") if labels else None
 
 
 def http_scope(path: str, method: str = "GET") -> dict[str, Any]:

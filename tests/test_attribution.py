@@ -6,12 +6,14 @@ import asyncio
 import random
 import threading
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
-from ember import Sampler, middleware
+from ember import Profile, Sampler, middleware
 from ember.attribution import BACKGROUND, OTHER, Attribution, normalise_path, registry
-from support import share_in
+from support import endpoint_here, share_in
 
 pytestmark = pytest.mark.usefixtures("clean_registry")
 
@@ -78,6 +80,18 @@ def test_sync_threads_are_attributed_to_their_request(implementation: str) -> No
         profile.label_values("endpoint") == {"GET /alpha", "POST /beta"}
 
 
+def run_sampled(implementation: str, main: Callable[[], Coroutine[Any, Any, None]]) -> Profile:
+    """Run ``main()`` on an event loop under a 500 Hz sampler; its profile."""
+    registry.activate()
+    sampler = Sampler(implementation=implementation, rate=500, budget=0, window=0)
+    sampler.start()
+    try:
+        asyncio.run(main())
+    finally:
+        profile = sampler.stop()
+    return profile
+
+
 def test_interleaving_asyncio_tasks_on_one_loop(implementation: str) -> None:
     rng = random.Random(7)
 
@@ -97,13 +111,7 @@ def test_interleaving_asyncio_tasks_on_one_loop(implementation: str) -> None:
     async def main() -> None:
         await asyncio.gather(handler("GET /alpha", burn_alpha), handler("POST /beta", burn_beta))
 
-    registry.activate()
-    sampler = Sampler(implementation=implementation, rate=500, budget=0, window=0)
-    sampler.start()
-    try:
-        asyncio.run(main())
-    finally:
-        profile = sampler.stop()
+    profile = run_sampled(implementation, main)
     assert share_in(profile, "burn_alpha", "GET /alpha")[0] > 0.95
     assert share_in(profile, "burn_beta", "POST /beta")[0] > 0.95
 
@@ -148,13 +156,7 @@ def test_asyncio_request_cpu_is_what_the_sampler_credited_to_its_task(
         await asyncio.gather(handler("GET /alpha", burn_alpha, 40),
                              handler("GET /beta", burn_beta, 80))
 
-    registry.activate()
-    sampler = Sampler(implementation=implementation, rate=500, budget=0, window=0)
-    sampler.start()
-    try:
-        asyncio.run(main())
-    finally:
-        sampler.stop()
+    run_sampled(implementation, main)
     by_endpoint = {r.endpoint: r for r in finished}
     assert set(by_endpoint) == {"GET /alpha", "GET /beta"}
     for endpoint, request in by_endpoint.items():
@@ -170,13 +172,9 @@ def test_tasks_created_by_a_request_carry_its_labels_until_done() -> None:
     created outside requests does not; a child leaves the registry once done."""
     seen: dict[str, str | None] = {}
 
-    def endpoint_now() -> str | None:
-        labels = registry.labels_of(threading.get_ident())
-        return dict(labels).get("endpoint") if labels else None
-
     async def child(name: str) -> None:
         await asyncio.sleep(0)
-        seen[name] = endpoint_now()
+        seen[name] = endpoint_here()
 
     async def nested() -> None:
         await asyncio.create_task(child("grandchild"))
@@ -236,8 +234,7 @@ def test_the_application_task_factory_is_kept() -> None:
         return asyncio.Task(coro, loop=loop, **kwargs)  # type: ignore[arg-type]
 
     async def child() -> str | None:
-        labels = registry.labels_of(threading.get_ident())
-        return dict(labels).get("endpoint") if labels else None
+        return endpoint_here()
 
     async def main() -> tuple[str | None, object]:
         loop = asyncio.get_running_loop()
