@@ -96,21 +96,20 @@ class _State:
         return self.request.endpoint if self.request is not None else None
 
 
-_MOUNT: list[type] = []  # starlette.routing.Mount once looked up (empty: not yet, or absent)
-_MOUNT_LOOKED_UP = [False]
+@functools.cache
+def _mount_class() -> type | None:
+    """Starlette's ``Mount``, looked up once (None without Starlette)."""
+    try:
+        from starlette.routing import Mount
+    except ImportError:
+        return None
+    return Mount
 
 
 def _mount_path(route: Any) -> str | None:
     """The declared path of a Starlette ``Mount`` (``/users/{user_id}``), else None."""
-    if not _MOUNT_LOOKED_UP[0]:
-        _MOUNT_LOOKED_UP[0] = True
-        try:
-            from starlette.routing import Mount
-        except ImportError:
-            pass
-        else:
-            _MOUNT.append(Mount)
-    if _MOUNT and isinstance(route, _MOUNT[0]):
+    mount = _mount_class()
+    if mount is not None and isinstance(route, mount):
         path = getattr(route, "path", None)
         return path if isinstance(path, str) else None
     return None
