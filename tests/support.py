@@ -1,4 +1,4 @@
-"""Helpers shared by the attribution tests (imported as ``support``)."""
+"""Helpers shared by the attribution tests, unit and integration (``import support``)."""
 
 from __future__ import annotations
 

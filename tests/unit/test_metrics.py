@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import gc
-import os
-import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from ember import api, attribution, metrics, middleware
 from ember.profile import Frame, Metadata, Profile, make_labels
@@ -314,43 +308,10 @@ def test_real_sampler_feeds_the_hot_function(registry: CollectorRegistry) -> Non
                 if s.name.endswith("_total") and s.labels["endpoint"] == "GET /burn"}
         top = max(rows, key=lambda f: rows[f])
         assert top.startswith("test_real_sampler_feeds_the_hot_function.<locals>."
-                              "burn_for_metrics_test (tests/test_metrics.py:"), rows
+                              "burn_for_metrics_test (unit/test_metrics.py:"), rows
         assert rows[top] > 0.3
         assert value(registry, "ember_sampler_interval_seconds") > 0
     finally:
         m.close()
         api.stop()
         attribution.registry.reset()
-
-
-MULTIPROC_CHILD = textwrap.dedent("""
-    import sys
-    from ember import metrics, middleware
-    from ember.profile import Frame, Metadata, Profile, make_labels
-    m = metrics.install()
-    m._stop.set()
-    p = Profile(Metadata(period=0.01, mode="cpu"))
-    p.add([Frame("hot", "/x/app.py", 3)], samples=10, cpu_ns=int(sys.argv[1]) * 10**9,
-          labels=make_labels({"endpoint": "GET /a"}))
-    metrics.update_from_window(p)
-    m.observe_request(middleware.Request("GET", "GET /a", duration_s=0.1, cpu_s=0.05))
-    m.overhead.set(float(sys.argv[1]) / 100)
-    m.close()
-""")
-
-
-def test_multiprocess_mode(tmp_path: Path) -> None:
-    mpdir = tmp_path / "prom"
-    mpdir.mkdir()
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(mpdir)}
-    for seconds in ("2", "3"):
-        subprocess.run([sys.executable, "-c", MULTIPROC_CHILD, seconds], env=env,
-                       check=True, timeout=60)
-    assert list(mpdir.glob("*.db"))
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(mpdir))
-    assert value(registry, "ember_function_self_seconds_total", endpoint="GET /a",
-                 function="hot (x/app.py:3)") == pytest.approx(5.0)
-    assert value(registry, "ember_request_duration_seconds_count",
-                 endpoint="GET /a", method="GET") == 2
-    assert value(registry, "ember_samples_total", kind="cpu") == 20

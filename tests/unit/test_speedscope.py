@@ -18,7 +18,7 @@ import ember
 from ember import FormatError, Frame, Metadata, Profile, make_labels
 from ember.formats import collapsed, detect, speedscope
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = Path(os.environ.get(
     "EMBER_SPEEDSCOPE_SCHEMA",
     REPO / ".ci/node/node_modules/speedscope/dist/release/file-format-schema.json"))

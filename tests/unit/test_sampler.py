@@ -1,6 +1,6 @@
-"""The sampler with real threads and real processes: modes, budget, windows,
-robustness (thread churn, many threads, deep stacks, fork, internal faults),
-GC pauses and ``stats()``.
+"""The sampler with real threads: modes, budget, windows, robustness (thread
+churn, many threads, deep stacks, internal faults), GC pauses and ``stats()``
+(forks: ``tests/integration/test_sampler_fork.py``).
 
 Nothing of the code under test is mocked. Fake clocks (``clock=``) and seeded
 generators (``rng=``) make the time-based parts deterministic; where a real
@@ -10,139 +10,28 @@ never the wall-clock speed of the code.
 
 from __future__ import annotations
 
-import contextlib
 import gc
-import json
 import logging
-import os
 import random
-import signal
 import sys
 import threading
 import time
-import traceback
-import warnings
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from ember import Profile, Sampler, Values
+from ember import Sampler, Values
 from ember.sampler import MAX_CONSECUTIVE_ERRORS
-
-# -- helpers --------------------------------------------------------------------
-
-
-class FakeClock:
-    """A monotonic nanosecond clock that only moves when told to."""
-
-    def __init__(self, start_ns: int = 1_000_000_000_000) -> None:
-        self.now = start_ns
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += round(seconds * 1e9)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return bool(predicate())
-
-
-def by_thread(profile: Profile) -> dict[str, Values]:
-    """Values summed per ``thread`` label."""
-    out: dict[str, Values] = {}
-    for _stack, labels, values in profile.samples():
-        name = dict(labels).get("thread", "")
-        out.setdefault(name, Values()).add(*values.astuple())
-    return out
-
-
-def stacks_of(profile: Profile, thread: str) -> list[tuple[Any, ...]]:
-    return [stack for stack, labels, _v in profile.samples()
-            if dict(labels).get("thread") == thread]
-
-
-def frame_names(profile: Profile) -> set[str]:
-    return {f.name for stack, _l, _v in profile.samples() for f in stack}
-
-
-@contextlib.contextmanager
-def blocked_threads(count: int, prefix: str) -> Iterator[list[threading.Thread]]:
-    """``count`` threads blocked on one Event, all released and joined on exit."""
-    release = threading.Event()
-    threads = [threading.Thread(target=release.wait, name=f"{prefix}-{i}", daemon=True)
-               for i in range(count)]
-    try:
-        for t in threads:
-            t.start()
-        yield threads
-    finally:
-        release.set()
-        for t in threads:
-            if t.ident is not None:
-                t.join(timeout=10)
-
-
-def spin_cpu(seconds: float) -> None:
-    """Burn this thread's CPU for ``seconds`` of its own CPU time."""
-    start = time.thread_time_ns()
-    while time.thread_time_ns() - start < seconds * 1e9:
-        sum(range(300))
-
-
-class FaultyCollector:
-    """Wraps a real collector; sampling (``cycle``, ``collect``) raises, the rest delegates."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def collect(self, *args: Any) -> int:
-        raise RuntimeError("injected fault in collect")
-
-    def cycle(self, *args: Any) -> int:
-        raise RuntimeError("injected fault in collect (cycle)")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-def run_in_fork(child: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """Fork; run ``child`` in the child and return what it reports through a pipe."""
-    read_fd, write_fd = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
-        pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        code = 1
-        try:
-            signal.alarm(30)  # a hung child must not hang the suite
-            os.close(read_fd)
-            try:
-                report = child()
-                code = 0
-            except BaseException:
-                report = {"child_error": traceback.format_exc()}
-            data = json.dumps(report).encode()
-            while data:
-                data = data[os.write(write_fd, data):]
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        data = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    report: dict[str, Any] = json.loads(data) if data else {"child_error": "no report"}
-    assert "child_error" not in report, report["child_error"]
-    assert os.waitstatus_to_exitcode(status) == 0
-    return report
+from sampling import (
+    FakeClock,
+    FaultyCollector,
+    blocked_threads,
+    by_thread,
+    frame_names,
+    spin_cpu,
+    stacks_of,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -592,77 +481,6 @@ def test_deep_stacks(implementation: str, depth: int, max_depth: int, lines: boo
         assert all(f.line > first_line for f in recurse_frames)
 
 
-@pytest.mark.parametrize("mode", ["cpu", "wall"])
-def test_fork_restarts_sampler_in_child(implementation: str, mode: str) -> None:
-    sampler = Sampler(implementation=implementation, mode=mode, rate=10, budget=0,
-                      window=0)
-    stop_busy = threading.Event()
-
-    def parent_busy() -> None:
-        while not stop_busy.is_set():
-            sum(range(1000))
-            time.sleep(0.001)
-
-    busy = threading.Thread(target=parent_busy, name="parent-busy")
-
-    def child() -> dict[str, Any]:
-        report: dict[str, Any] = {
-            "pid": os.getpid(),
-            "running": sampler.running,
-            "samples_at_fork": sampler.profile().totals().samples,
-            "stats_samples_at_fork": sampler.stats()["samples"],
-        }
-
-        def spin_in_child() -> None:
-            deadline = time.monotonic() + 3
-            while sampler.stats()["samples"] < 3 and time.monotonic() < deadline:
-                spin_cpu(0.02)
-
-        spin_in_child()
-        stats = sampler.stats()
-        report["native_id"] = stats["native_id"]
-        report["thread_native_id"] = sampler._thread.native_id if sampler._thread else None
-        report["errors"] = stats["errors"]
-        profile = sampler.stop()
-        report["running_after_stop"] = sampler.running
-        report["samples"] = profile.totals().samples
-        report["labels"] = sorted(profile.label_values("thread"))
-        report["pids"] = list(profile.meta.pids)
-        report["functions"] = sorted(frame_names(profile))
-        return report
-
-    try:
-        busy.start()
-        sampler.start()
-        assert wait_until(lambda: sampler.stats()["samples"] >= 2)
-        parent_native_id = sampler.stats()["native_id"]
-        report = run_in_fork(child)
-        before = sampler.stats()["samples"]
-        assert sampler.running
-        assert wait_until(lambda: sampler.stats()["samples"] >= before + 2)
-        parent_profile = sampler.stop()
-    finally:
-        sampler.stop()
-        stop_busy.set()
-        if busy.ident is not None:
-            busy.join()
-    # the child: running at once, with an empty profile, then sampling the child only
-    assert report["running"] is True
-    assert report["samples_at_fork"] == 0 and report["stats_samples_at_fork"] == 0
-    assert report["samples"] >= 3
-    assert report["errors"] == 0
-    assert report["running_after_stop"] is False
-    assert report["pids"] == [report["pid"]]
-    assert report["labels"] == ["MainThread"]  # parent-busy does not exist in the child
-    assert any(name.endswith("spin_in_child") for name in report["functions"])
-    assert report["native_id"] == report["thread_native_id"] != parent_native_id
-    # the parent: unaffected
-    assert sampler.stats()["errors"] == 0
-    assert parent_profile.meta.pids == (os.getpid(),)
-    assert "parent-busy" in parent_profile.label_values("thread")
-    assert parent_profile.totals().samples == sampler.stats()["samples"]
-
-
 def test_injected_fault_counted_logged_once_and_recovered(
     implementation: str, caplog: pytest.LogCaptureFixture, thread_excepthook: list[Any],
 ) -> None:
@@ -734,25 +552,6 @@ def test_sampler_stops_itself_after_consecutive_failures(
     assert len(messages) == 2, messages
     assert "counted, logged once" in messages[0]
     assert f"stopped after {MAX_CONSECUTIVE_ERRORS} failing cycles" in messages[1]
-
-
-def test_self_stopped_sampler_stays_stopped_in_fork_child(implementation: str) -> None:
-    """A sampler that gave up after repeated failures must not come back in a child."""
-    sampler = Sampler(implementation=implementation, mode="wall", rate=1000, budget=0)
-    try:
-        sampler.start()
-        sampler._collector = FaultyCollector(sampler._collector)
-        assert wait_until(lambda: not sampler.running, timeout=20)
-
-        def child() -> dict[str, Any]:
-            running = sampler.running
-            sampler.stop()
-            return {"running": running}
-
-        report = run_in_fork(child)
-    finally:
-        sampler.stop()
-    assert report["running"] is False
 
 
 @pytest.mark.parametrize("mode", ["cpu", "wall"])

@@ -1,12 +1,11 @@
-"""Config (keywords, ``EMBER_*`` variables, validation), the process-wide API
-(``ember.start``/``stop``/``profile``) and the choice of implementation."""
+"""Config (keywords, ``EMBER_*`` variables, validation) and the process-wide API
+(``ember.start``/``stop``/``profile``); the choice of implementation is in
+tests/integration/test_implementation_choice.py."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -233,52 +232,3 @@ def test_profile_block_survives_an_exception() -> None:
 def test_profile_block_rejects_bad_settings() -> None:
     with pytest.raises(ConfigError, match="mode"), ember.profile(mode="x"):
         pass  # pragma: no cover
-
-
-# -- implementation -------------------------------------------------------------
-
-
-def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
-
-
-@pytest.mark.parametrize(("pure", "expected"), [("1", "python"), (None, "cython"),
-                                                ("0", "cython")])
-def test_implementation_follows_ember_pure_python(
-    python_env: dict[str, str], pure: str | None, expected: str,
-) -> None:
-    env = dict(python_env)
-    env.pop("EMBER_PURE_PYTHON", None)
-    if pure is not None:
-        env["EMBER_PURE_PYTHON"] = pure
-    code = ("import logging; logging.basicConfig(); import ember; "
-            "print(ember.implementation(), ember.Sampler().implementation)")
-    result = run_python(code, env)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [expected, expected]
-    assert "compiled extensions unavailable" not in result.stderr
-
-
-def test_blocked_compiled_module_falls_back_with_one_warning(
-    python_env: dict[str, str],
-) -> None:
-    env = dict(python_env)
-    env.pop("EMBER_PURE_PYTHON", None)
-    code = "\n".join([
-        "import logging, sys",
-        "logging.basicConfig()",
-        "sys.modules['ember._capture'] = None",
-        "import ember",
-        "import ember.sampler",
-        "from ember import _impl",
-        "_impl.module(\"capture\")",
-        "sampler = ember.Sampler(window=0, mode='wall')",
-        "sampler.sample_once()",
-        "print(ember.implementation(), sampler.implementation)",
-    ])
-    result = run_python(code, env)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["python", "python"]
-    assert result.stderr.count("compiled extensions unavailable") == 1, result.stderr
-    assert "WARNING:ember:" in result.stderr

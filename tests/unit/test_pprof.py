@@ -1,15 +1,11 @@
-"""pprof: round trips, interoperability with ``go tool pprof``, and malformed input."""
+"""pprof: round trips and malformed input (``go tool pprof``: tests/integration)."""
 
 from __future__ import annotations
 
 import dataclasses
 import gzip
 import io
-import os
 import re
-import shutil
-import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,35 +16,7 @@ import ember
 from ember import FormatError, Frame, Metadata, Profile, make_labels
 from ember.formats import _protobuf, detect, pprof
 from ember.formats._protobuf import MessageWriter, iter_fields
-
-AWKWARD = [
-    Frame("<module>", "/srv/app main.py", 1),
-    Frame("Ωmega.<locals>.<lambda>", "/srv/ünïcode/mod.py", 42),
-    Frame("Klass.method", "C:\\odd (dir)\\x.py", 7),
-    Frame("<script>alert('x & \"y\"')</script>", "<string>", 3),
-    Frame("bare-native-frame"),
-    Frame("with space", "a b.py", 0),
-    Frame("日本語.関数", "/srv/日本.py", 99999),
-]
-
-META = Metadata(start=1_700_000_000.123456, duration=12.5, period=0.01, mode="cpu",
-                pids=(101, 202), host="web-1 ü", service="shop=api", version="2.0<rc>",
-                gc={0: (12, 0.0125), 2: (1, 0.5)}, truncated=3)
-
-
-def awkward_profile() -> Profile:
-    p = Profile(dataclasses.replace(META))
-    get = make_labels({"endpoint": "GET /items/{id}", "thread": "MainThread"})
-    post = make_labels({"endpoint": "POST /ü <&>\"'", "thread": "worker 1"})
-    p.add(AWKWARD[:3], samples=5, cpu_ns=50_000_000, wall_ns=52_000_000, labels=get)
-    p.add(AWKWARD[:3], samples=2, cpu_ns=20_000_000, wall_ns=90_000_000, labels=post)
-    p.add(AWKWARD[:3], samples=1, cpu_ns=10_000_000, wall_ns=10_000_000)
-    p.add([AWKWARD[0], AWKWARD[3], AWKWARD[4]], samples=4, cpu_ns=0, wall_ns=40_000_000,
-          labels=get)
-    p.add([AWKWARD[0], AWKWARD[5], AWKWARD[6]], samples=1, cpu_ns=9_999_999, wall_ns=1)
-    deep = [AWKWARD[0]] + [AWKWARD[1], AWKWARD[2]] * 250  # 501 frames, recursive
-    p.add(deep, samples=3, cpu_ns=30_000_000, wall_ns=30_000_000, labels=post)
-    return p
+from profiles import META, awkward_profile
 
 
 def to_bytes(profile: Profile) -> bytes:
@@ -394,170 +362,6 @@ def test_protobuf_codec_basics() -> None:
         list(iter_fields(b"\x0a\x05ab"))
     assert list(iter_fields(b"\x08\x01\x0a\x05ab", allow_truncated=True)) == [
         _protobuf.Field(1, 0, 1)]
-
-
-# -- go tool pprof --------------------------------------------------------------------
-
-GO = shutil.which("go")
-needs_go = pytest.mark.skipif(GO is None, reason="`go` is not on PATH: cannot run go tool pprof")
-
-
-def go_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GO")}
-    env.update(HOME=str(home), GOCACHE=str(home / "gocache"), GOPATH=str(home / "gopath"),
-               GOPROXY="off", GOTOOLCHAIN="local", PPROF_TMPDIR=str(home / "pprof"))
-    return env
-
-
-def go(args: list[str], home: Path, cwd: Path | None = None) -> bytes:
-    assert GO is not None
-    result = subprocess.run([GO, *args], env=go_env(home), cwd=cwd or home,
-                            capture_output=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    return result.stdout
-
-
-def raw_totals(path: Path, home: Path) -> tuple[list[str], list[int]]:
-    """Sample type names and summed values from ``go tool pprof -raw``."""
-    text = go(["tool", "pprof", "-raw", str(path)], home).decode()
-    body = text.split("\nSamples:\n", 1)[1].split("\nLocations\n", 1)[0]
-    header, *rows = body.splitlines()
-    names = [n.removesuffix("[dflt]") for n in header.split()]
-    totals = [0] * len(names)
-    for row in rows:
-        match = re.fullmatch(r"\s*((?:-?\d+\s+)*-?\d+):(?:\s+\d+)*\s*", row)
-        if match:
-            for i, value in enumerate(match.group(1).split()):
-                totals[i] += int(value)
-    return names, totals
-
-
-def top_total(path: Path, home: Path, index: str) -> int:
-    args = ["tool", "pprof", "-top", f"-sample_index={index}", "-unit=ns", str(path)]
-    text = go(args, home).decode()
-    match = re.search(r"of (-?\d+)(?:ns)? total", text)
-    assert match, text
-    return int(match.group(1))
-
-
-@pytest.fixture(scope="module")
-def go_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("gohome")
-
-
-@needs_go
-def test_go_tool_pprof_sees_the_same_totals(tmp_path: Path, go_home: Path) -> None:
-    p = awkward_profile()
-    path = tmp_path / "ember.pb.gz"
-    ember.dump(p, path)
-    totals = p.totals()
-    names, raw = raw_totals(path, go_home)
-    assert names == ["samples/count", "cpu/nanoseconds", "wall/nanoseconds"]
-    assert raw == [totals.samples, totals.cpu_ns, totals.wall_ns]
-    assert top_total(path, go_home, "samples") == totals.samples
-    assert top_total(path, go_home, "cpu") == totals.cpu_ns
-    assert top_total(path, go_home, "wall") == totals.wall_ns
-
-
-@needs_go
-def test_pprof_reencoding_reads_back_equal(tmp_path: Path, go_home: Path) -> None:
-    p = awkward_profile()
-    path = tmp_path / "ember.pb.gz"
-    ember.dump(p, path)
-    other = tmp_path / "other.pb.gz"
-    other.write_bytes(go(["tool", "pprof", "-proto", str(path)], go_home))
-    back = ember.load(other)
-    assert back.canonical() == p.canonical()
-    assert back.meta == p.meta
-
-
-GO_PROGRAM = """\
-package main
-
-import (
-	"os"
-	"runtime/pprof"
-	"time"
-)
-
-var sink uint64
-
-func step(x uint64) uint64 { return x*6364136223846793005 + 1442695040888963407 }
-
-//go:noinline
-func burn(d time.Duration) uint64 {
-	end := time.Now().Add(d)
-	x := uint64(1)
-	for time.Now().Before(end) {
-		for i := 0; i < 20000; i++ {
-			x = step(x)
-		}
-	}
-	return x
-}
-
-func main() {
-	f, err := os.Create(os.Args[1])
-	if err != nil {
-		panic(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		panic(err)
-	}
-	sink = burn(time.Second)
-	pprof.StopCPUProfile()
-	if err := f.Close(); err != nil {
-		panic(err)
-	}
-}
-"""
-
-
-@pytest.fixture(scope="module")
-def go_cpu_profile(tmp_path_factory: pytest.TempPathFactory, go_home: Path) -> Path:
-    work = tmp_path_factory.mktemp("goprog")
-    (work / "main.go").write_text(textwrap.dedent(GO_PROGRAM))
-    out = work / "cpu.pprof"
-    go(["run", "main.go", str(out)], go_home, cwd=work)
-    return out
-
-
-@needs_go
-def test_reads_a_go_runtime_cpu_profile(go_cpu_profile: Path, go_home: Path) -> None:
-    p = ember.load(go_cpu_profile)
-    names, raw = raw_totals(go_cpu_profile, go_home)
-    assert names == ["samples/count", "cpu/nanoseconds"]
-    totals = p.totals()
-    assert [totals.samples, totals.cpu_ns] == raw
-    assert totals.samples > 20 and totals.wall_ns == 0
-    assert p.meta.period == 0.01 and p.meta.start > 1e9 and 0.9 < p.meta.duration < 5
-    top = p.top_functions(1000, by="total")
-    assert {"main.burn", "main.main", "runtime.main"} <= {s.frame.name for s in top}
-    assert all(s.frame.file.endswith("main.go") for s in top if s.frame.name.startswith("main."))
-    # one frame per line of main.burn; together they hold (nearly) all of the samples
-    in_burn = sum(s.total_value for s in top if s.frame.name == "main.burn")
-    assert in_burn >= 0.8 * totals.samples
-    inlined = 0
-    for stack, _, values in p.samples():  # root first: runtime.main > main.main > main.burn
-        names = [f.name for f in stack]
-        if "main.burn" in names:
-            assert names.index("runtime.main") < names.index("main.main") < names.index(
-                "main.burn")
-        if "main.step" in names:  # inlined into burn: one location, two lines, two frames
-            assert names[names.index("main.step") - 1] == "main.burn"
-            inlined += values.samples
-    assert inlined > 0
-
-
-@needs_go
-def test_go_profile_survives_ember_round_trip(go_cpu_profile: Path, go_home: Path,
-                                              tmp_path: Path) -> None:
-    p = ember.load(go_cpu_profile)
-    out = tmp_path / "again.pb.gz"
-    ember.dump(p, out)
-    assert ember.load(out) == p
-    _, raw = raw_totals(out, go_home)
-    assert raw[:2] == [p.totals().samples, p.totals().cpu_ns]
 
 
 def test_gzip_bomb_is_refused_with_a_format_error(tmp_path: Path) -> None:

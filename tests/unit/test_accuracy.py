@@ -32,7 +32,7 @@ from types import ModuleType
 
 import pytest
 
-BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "accuracy.py"
+BENCHMARK = Path(__file__).resolve().parents[2] / "benchmarks" / "accuracy.py"
 TARGET_SAMPLES = 8_000
 MIN_SAMPLES = 2_000
 TOLERANCE = 0.02

@@ -1,0 +1,106 @@
+"""The sampler across ``os.fork()``: the child starts afresh with its own sampler
+(when the parent's ran), and a sampler that gave up stays stopped."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from ember import Sampler
+from sampling import FaultyCollector, frame_names, run_in_fork, spin_cpu, wait_until
+
+
+@pytest.mark.parametrize("mode", ["cpu", "wall"])
+def test_fork_restarts_sampler_in_child(implementation: str, mode: str) -> None:
+    sampler = Sampler(implementation=implementation, mode=mode, rate=10, budget=0,
+                      window=0)
+    stop_busy = threading.Event()
+
+    def parent_busy() -> None:
+        while not stop_busy.is_set():
+            sum(range(1000))
+            time.sleep(0.001)
+
+    busy = threading.Thread(target=parent_busy, name="parent-busy")
+
+    def child() -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "pid": os.getpid(),
+            "running": sampler.running,
+            "samples_at_fork": sampler.profile().totals().samples,
+            "stats_samples_at_fork": sampler.stats()["samples"],
+        }
+
+        def spin_in_child() -> None:
+            deadline = time.monotonic() + 3
+            while sampler.stats()["samples"] < 3 and time.monotonic() < deadline:
+                spin_cpu(0.02)
+
+        spin_in_child()
+        stats = sampler.stats()
+        report["native_id"] = stats["native_id"]
+        report["thread_native_id"] = sampler._thread.native_id if sampler._thread else None
+        report["errors"] = stats["errors"]
+        profile = sampler.stop()
+        report["running_after_stop"] = sampler.running
+        report["samples"] = profile.totals().samples
+        report["labels"] = sorted(profile.label_values("thread"))
+        report["pids"] = list(profile.meta.pids)
+        report["functions"] = sorted(frame_names(profile))
+        return report
+
+    try:
+        busy.start()
+        sampler.start()
+        assert wait_until(lambda: sampler.stats()["samples"] >= 2)
+        parent_native_id = sampler.stats()["native_id"]
+        report = run_in_fork(child)
+        before = sampler.stats()["samples"]
+        assert sampler.running
+        assert wait_until(lambda: sampler.stats()["samples"] >= before + 2)
+        parent_profile = sampler.stop()
+    finally:
+        sampler.stop()
+        stop_busy.set()
+        if busy.ident is not None:
+            busy.join()
+    # the child: running at once, with an empty profile, then sampling the child only
+    assert report["running"] is True
+    assert report["samples_at_fork"] == 0 and report["stats_samples_at_fork"] == 0
+    assert report["samples"] >= 3
+    assert report["errors"] == 0
+    assert report["running_after_stop"] is False
+    assert report["pids"] == [report["pid"]]
+    assert report["labels"] == ["MainThread"]  # parent-busy does not exist in the child
+    assert any(name.endswith("spin_in_child") for name in report["functions"])
+    assert report["native_id"] == report["thread_native_id"] != parent_native_id
+    # the parent: unaffected
+    assert sampler.stats()["errors"] == 0
+    assert parent_profile.meta.pids == (os.getpid(),)
+    assert "parent-busy" in parent_profile.label_values("thread")
+    assert parent_profile.totals().samples == sampler.stats()["samples"]
+
+
+def test_self_stopped_sampler_stays_stopped_in_fork_child(implementation: str) -> None:
+    """A sampler that gave up after repeated failures must not come back in a child."""
+    sampler = Sampler(implementation=implementation, mode="wall", rate=1000, budget=0)
+    try:
+        sampler.start()
+        sampler._collector = FaultyCollector(sampler._collector)
+        assert wait_until(lambda: not sampler.running, timeout=20)
+
+        def child() -> dict[str, Any]:
+            running = sampler.running
+            sampler.stop()
+            return {"running": running}
+
+        report = run_in_fork(child)
+    finally:
+        sampler.stop()
+    assert report["running"] is False
+
+
