@@ -14,6 +14,7 @@ EXTENSIONS = [
     Extension("ember._capture", ["ext/_capture.pyx"]),
     Extension("ember._folded", ["ext/_folded.pyx"]),
     Extension("ember._flame", ["ext/_flame.pyx"]),
+    Extension("ember._wake", ["ext/_wake.pyx"], include_dirs=["ext"], depends=["ext/ember_gil.h"]),
 ]
 
 

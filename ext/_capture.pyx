@@ -12,6 +12,15 @@ addresses stay unique while the stack table refers to them. Nothing here can
 release the GIL in the middle of a walk.
 """
 
+cdef extern from *:
+    """
+    /* (a * b) / c without overflow, for non-negative a, b and positive c. */
+    static long long ember_muldiv(long long a, long long b, long long c) {
+        return (long long)(((__int128)a * b) / c);
+    }
+    """
+    long long ember_muldiv(long long a, long long b, long long c) noexcept nogil
+
 from cpython.ref cimport PyObject
 from libc.stdint cimport uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
@@ -69,26 +78,53 @@ cdef class _Row:
         return [self.samples, self.cpu_ns, self.wall_ns]
 
 
+def distribute(long long total, list weights):
+    """Split ``total`` in proportion to ``weights`` (integers >= 0, not all 0),
+    rounding cumulatively so that the parts add up to ``total`` exactly."""
+    cdef long long whole = 0, acc = 0, given = 0, target, w
+    for w in weights:
+        whole += w
+    out = []
+    for w in weights:
+        acc += w
+        target = ember_muldiv(total, acc, whole)
+        out.append(target - given)
+        given = target
+    return out
+
+
+cdef class _Share:
+    """The period weight one thread put into one row in this window."""
+    cdef _Row row
+    cdef long long period
+
+    def __cinit__(self, _Row row):
+        self.row = row
+        self.period = 0
+
+
 cdef class _Thread:
     cdef public long long native_id
-    cdef clockid_t clock
-    cdef bint has_clock
     cdef public object labels
-    cdef long long last_cpu
+    cdef Py_ssize_t slot       # the waker's slot for its CPU clock, -1: none
     cdef long long last_seen
+    cdef dict shares           # _Row -> _Share of this window
+    cdef _Share last_share
+    cdef long long owed        # CPU of a window in which it was never sampled
     # The last stack this thread was sampled in, to skip lookups when it repeats.
     cdef bytes last_key
     cdef _Row last_row
     cdef object last_labels
     cdef long long generation
 
-    def __cinit__(self, long long native_id, object labels):
+    def __cinit__(self, long long native_id, object labels, Py_ssize_t slot):
         self.native_id = native_id
-        self.has_clock = native_id > 0
-        self.clock = <clockid_t>clock_id(native_id) if native_id > 0 else 0
         self.labels = labels
-        self.last_cpu = -1
+        self.slot = slot
         self.last_seen = 0
+        self.shares = {}
+        self.last_share = None
+        self.owed = 0
 
 
 cdef class Collector:
@@ -97,6 +133,8 @@ cdef class Collector:
     cdef readonly int max_stacks
     cdef readonly int max_depth
     cdef readonly bint lines
+    cdef readonly object waker
+    cdef public long long unattributed
     cdef public int missing
     cdef public int gone
     cdef public bint stopping
@@ -120,12 +158,14 @@ cdef class Collector:
     cdef uintptr_t* _buf       # leaf-first entries: code address [, line], then deep flag
     cdef Py_ssize_t _width     # entries per frame: 1, or 2 with lines
 
-    def __cinit__(self, int max_stacks, int max_depth, bint lines=False):
+    def __cinit__(self, int max_stacks, int max_depth, bint lines=False, waker=None):
         if max_stacks < 1 or max_depth < 2:
             raise ValueError("max_stacks must be >= 1 and max_depth >= 2")
         self.max_stacks = max_stacks
         self.max_depth = max_depth
         self.lines = lines
+        self.waker = waker
+        self.unattributed = 0
         self._width = 2 if lines else 1
         self._buf = <uintptr_t*>malloc((max_depth * self._width + 1) * sizeof(uintptr_t))
         if self._buf == NULL:
@@ -133,18 +173,22 @@ cdef class Collector:
         self.missing = 0
         self.gone = 0
         self.stopping = False
+        self._threads = {}
         self._active = None
         self._active_seen = {}
         self._cpu_mode = False
         self._max_threads = 0
         self._pending = None
-        self._threads = {}
         self._reset()
 
     def __dealloc__(self):
         free(self._buf)
 
     cdef _reset(self):
+        cdef _Thread thread
+        for thread in self._threads.values():
+            thread.shares = {}
+            thread.last_share = None
         self.frames = []
         self.stacks = []
         self._rows = {}
@@ -164,16 +208,35 @@ cdef class Collector:
         ``labels=None`` registers a thread that is never sampled.
         """
         cdef _Thread thread = self._threads.get(ident)
+        cdef Py_ssize_t slot = -1
         if thread is None or thread.native_id != native_id:
-            self._threads[ident] = _Thread(native_id, labels)
+            if thread is not None:
+                self.drop_thread(ident)
+            if self.waker is not None and native_id > 0:
+                slot = self.waker.add(native_id, labels is not None)
+            self._threads[ident] = _Thread(native_id, labels, slot)
         else:
             thread.labels = labels
 
     def drop_thread(self, ident):
-        self._threads.pop(ident, None)
+        """Forget a thread; its CPU of this window goes to the rows it was sampled in."""
+        cdef _Thread thread = self._threads.pop(ident, None)
+        if thread is None or thread.slot < 0:
+            return
+        self._settle(thread, self.waker.remove(thread.slot))
+        self.unattributed += thread.owed
+        thread.owed = 0
 
     def thread_idents(self):
         return list(self._threads)
+
+    def was_on_cpu(self, ident):
+        """Whether the waker saw thread ``ident`` on CPU at the last instant."""
+        cdef _Thread thread = self._threads.get(ident)
+        if thread is None or thread.slot < 0 or self.waker is None:
+            return False
+        mask = self.waker.on_cpu_mask()
+        return thread.slot < len(mask) and mask[thread.slot] != 0
 
     def watch(self, dict active, bint cpu_mode, int max_threads):
         """Settings of cycle(), and a snapshot of ``active`` (threading's registry)."""
@@ -223,8 +286,20 @@ cdef class Collector:
         cdef int missing = 0
         cdef int gone = 0
         cdef _Thread thread
-        cdef long long wall, cpu, now_cpu
+        cdef long long wall, period = 0
         cdef _Row row
+        cdef _Share share
+        cdef bytes mask = b""
+        cdef const char* on_cpu = NULL
+        cdef Py_ssize_t slots = 0
+        if cpu_mode:
+            if self.waker is None:
+                raise ValueError("cpu mode needs a waker")
+            mask = self.waker.on_cpu_mask()
+            on_cpu = mask
+            slots = len(mask)
+            period = self.waker.period_ns
+            gone = self.waker.gone
         for ident, frame in frames.items():
             thread = self._threads.get(ident)
             if thread is None:
@@ -232,27 +307,21 @@ cdef class Collector:
                 continue
             if thread.labels is None:  # registered as never sampled (a sampler thread)
                 continue
+            if cpu_mode and not (0 <= thread.slot < slots and on_cpu[thread.slot]):
+                continue
             wall = now_ns - thread.last_seen if thread.last_seen else cycle_ns
             thread.last_seen = now_ns
-            cpu = 0
-            if cpu_mode:
-                if not thread.has_clock:
-                    continue
-                now_cpu = _cpu_ns(thread.clock)
-                if now_cpu < 0:
-                    gone += 1
-                    continue
-                if thread.last_cpu >= 0:
-                    cpu = now_cpu - thread.last_cpu
-                else:
-                    cpu = now_cpu if now_cpu < cycle_ns else cycle_ns
-                thread.last_cpu = now_cpu
-                if cpu <= 0:
-                    continue
             row = self._row(<PyFrameObject*>frame, thread)
             row.samples += 1
-            row.cpu_ns += cpu
             row.wall_ns += wall
+            if cpu_mode:
+                share = thread.last_share
+                if share is None or share.row is not row:
+                    share = thread.shares.get(row)
+                    if share is None:
+                        share = thread.shares[row] = _Share(row)
+                    thread.last_share = share
+                share.period += period
             taken += 1
         self.missing = missing
         self.gone = gone
@@ -377,17 +446,70 @@ cdef class Collector:
         return <Py_ssize_t>fid
 
     # -- windows ------------------------------------------------------------------
+    cdef _settle(self, _Thread thread, long long window):
+        """Give the thread's exact CPU of the window (and what it owed) to the rows
+        it was sampled in, in proportion to their period weights."""
+        cdef list shares = list(thread.shares.values())
+        cdef list weights = [(<_Share>x).period for x in shares]
+        cdef long long part
+        cdef _Share share
+        if sum(weights) > 0:
+            for share, part in zip(shares, distribute(window + thread.owed, weights)):
+                share.row.cpu_ns += part
+            thread.owed = 0
+        else:  # never sampled this window: the CPU waits one window for a sample
+            self.unattributed += thread.owed
+            thread.owed = window
+        thread.shares = {}
+        thread.last_share = None
+
+    cdef dict _pending_cpu(self, list windows):
+        """Per row, the CPU that settling the threads now would add (no change made)."""
+        cdef dict extra = {}
+        cdef _Thread thread
+        cdef list shares, weights
+        cdef long long window, part
+        cdef _Share share
+        for thread in self._threads.values():
+            if thread.slot < 0 or not thread.shares:
+                continue
+            shares = list(thread.shares.values())
+            weights = [(<_Share>x).period for x in shares]
+            if sum(weights) <= 0:
+                continue
+            window = windows[thread.slot] if thread.slot < len(windows) else 0
+            for share, part in zip(shares, distribute(window + thread.owed, weights)):
+                extra[share.row] = extra.get(share.row, 0) + part
+        return extra
+
+    def _values(self, dict extra):
+        cdef _Row row
+        out = {}
+        for key, row in self._rows.items():
+            out[key] = [row.samples, row.cpu_ns + extra.get(row, 0), row.wall_ns]
+        return out
+
     @property
     def values(self):
-        """(stack id, labels) -> [samples, cpu_ns, wall_ns] collected so far (a copy)."""
-        return {k: (<_Row>r).aslist() for k, r in self._rows.items()}
+        """(stack id, labels) -> [samples, cpu_ns, wall_ns] collected so far (a copy),
+        CPU calibrated as if the window were sealed now."""
+        windows = self.waker.windows() if self.waker is not None else []
+        return self._values(self._pending_cpu(windows))
 
     def snapshot(self):
-        """Copies of the tables collected so far."""
+        """Copies of the tables collected so far (CPU calibrated as of now)."""
         return (list(self.frames), list(self.stacks), self.values, self.truncated)
 
     def take(self):
-        """The tables collected so far; the collector starts a new window."""
-        out = (self.frames, self.stacks, self.values, self.truncated)
+        """The tables collected so far, each thread's CPU calibrated to what its
+        clock measured in the window; the collector starts a new window."""
+        cdef _Thread thread
+        if self.waker is not None:
+            windows = self.waker.take_windows()
+            for thread in self._threads.values():
+                if thread.slot >= 0:
+                    self._settle(thread, windows[thread.slot] if thread.slot < len(windows)
+                                 else 0)
+        out = (self.frames, self.stacks, self._values({}), self.truncated)
         self._reset()
         return out

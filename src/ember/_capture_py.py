@@ -13,12 +13,18 @@ Rules shared by both twins:
   ``[deep]`` root frame, frames interned leaf to root, ``[deep]`` last;
 - when ``max_stacks`` distinct stacks exist, new stacks count into one
   ``[truncated]`` stack (``truncated`` counts those samples);
-- a thread's CPU time comes from its kernel thread id's CPU clock; a thread
-  seen for the first time is credited at most ``cycle_ns`` of CPU;
-- in cpu mode a thread is sampled only if its CPU clock advanced; in wall mode
-  every thread is sampled and its CPU clock is not read (``cpu_ns`` stays 0);
-- ``wall_ns`` is the time since the thread was last visited (``cycle_ns``
-  on the first visit).
+- in cpu mode a thread is sampled only if the waker (``ember._wake_py``) saw it
+  on CPU at this instant, and the sample weighs the waker's ``period_ns``; in
+  wall mode every thread is sampled and ``cpu_ns`` stays 0;
+- ``cpu_ns`` is calibrated per thread and window: when the window is taken
+  (or a thread dropped), the CPU its clock measured in the window is shared
+  among the rows it was sampled in, in proportion to their period weights,
+  rounded cumulatively (:func:`distribute`) so the parts add up exactly. A
+  thread never sampled in a window carries that CPU into the next window; CPU
+  still unsampled after that is counted in ``unattributed``;
+- ``snapshot()`` shows the CPU calibrated as if the window were taken now;
+- ``wall_ns`` is the time since the thread was last sampled (``cycle_ns``
+  on the first time).
 """
 
 from __future__ import annotations
@@ -50,26 +56,44 @@ def thread_cpu_ns(native_id: int) -> int:
         return -1
 
 
-class _Thread:
-    __slots__ = ("clock", "labels", "last_cpu", "last_seen", "native_id")
+def distribute(total: int, weights: list[int]) -> list[int]:
+    """Split ``total`` in proportion to ``weights`` (integers >= 0, not all 0),
+    rounding cumulatively so that the parts add up to ``total`` exactly."""
+    whole = sum(weights)
+    out = []
+    acc = given = 0
+    for w in weights:
+        acc += w
+        target = total * acc // whole
+        out.append(target - given)
+        given = target
+    return out
 
-    def __init__(self, native_id: int, labels: Any) -> None:
+
+class _Thread:
+    __slots__ = ("labels", "last_seen", "native_id", "owed", "shares", "slot")
+
+    def __init__(self, native_id: int, labels: Any, slot: int) -> None:
         self.native_id = native_id
-        self.clock = clock_id(native_id) if native_id > 0 else 0
         self.labels = labels
-        self.last_cpu = -1
+        self.slot = slot  # the waker's slot for its CPU clock, -1: none
         self.last_seen = 0
+        self.shares: dict[tuple[int, Any], int] = {}  # row key -> period weight this window
+        self.owed = 0  # CPU of a window in which it was never sampled
 
 
 class Collector:
     """Interns stacks of sampled threads and sums their values per window."""
 
-    def __init__(self, max_stacks: int, max_depth: int, lines: bool = False) -> None:
+    def __init__(self, max_stacks: int, max_depth: int, lines: bool = False,
+                 waker: Any = None) -> None:
         if max_stacks < 1 or max_depth < 2:
             raise ValueError("max_stacks must be >= 1 and max_depth >= 2")
         self.max_stacks = max_stacks
         self.max_depth = max_depth
         self.lines = lines
+        self.waker = waker
+        self.unattributed = 0
         self.missing = 0
         self.gone = 0
         self.stopping = False
@@ -82,9 +106,11 @@ class Collector:
         self._reset()
 
     def _reset(self) -> None:
+        for thread in self._threads.values():
+            thread.shares = {}
         self.frames: list[tuple[str, str, int]] = []
         self.stacks: list[tuple[int, ...]] = []
-        self.values: dict[tuple[int, Any], list[int]] = {}
+        self._rows: dict[tuple[int, Any], list[int]] = {}
         self.truncated = 0
         self._frame_ids: dict[tuple[str, str, int], int] = {}
         self._code_frames: dict[Any, int] = {}
@@ -100,15 +126,34 @@ class Collector:
         """
         thread = self._threads.get(ident)
         if thread is None or thread.native_id != native_id:
-            self._threads[ident] = _Thread(native_id, labels)
+            if thread is not None:
+                self.drop_thread(ident)
+            slot = -1
+            if self.waker is not None and native_id > 0:
+                slot = self.waker.add(native_id, labels is not None)
+            self._threads[ident] = _Thread(native_id, labels, slot)
         else:
             thread.labels = labels
 
     def drop_thread(self, ident: int) -> None:
-        self._threads.pop(ident, None)
+        """Forget a thread; its CPU of this window goes to the rows it was sampled in."""
+        thread = self._threads.pop(ident, None)
+        if thread is None or thread.slot < 0:
+            return
+        self._settle(thread, self.waker.remove(thread.slot))
+        self.unattributed += thread.owed
+        thread.owed = 0
 
     def thread_idents(self) -> list[int]:
         return list(self._threads)
+
+    def was_on_cpu(self, ident: int) -> bool:
+        """Whether the waker saw thread ``ident`` on CPU at the last instant."""
+        thread = self._threads.get(ident)
+        if thread is None or thread.slot < 0 or self.waker is None:
+            return False
+        mask = self.waker.on_cpu_mask()
+        return thread.slot < len(mask) and mask[thread.slot] != 0
 
     def watch(self, active: dict[int, Any], cpu_mode: bool, max_threads: int) -> None:
         """Settings of :meth:`cycle`, and a snapshot of ``active`` (threading's
@@ -168,6 +213,14 @@ class Collector:
         missing = 0
         gone = 0
         threads = self._threads
+        on_cpu = b""
+        period = 0
+        if cpu_mode:
+            if self.waker is None:
+                raise ValueError("cpu mode needs a waker")
+            on_cpu = self.waker.on_cpu_mask()
+            period = self.waker.period_ns
+            gone = self.waker.gone
         for ident, frame in frames.items():
             thread = threads.get(ident)
             if thread is None:
@@ -175,29 +228,19 @@ class Collector:
                 continue
             if thread.labels is None:  # registered as never sampled (a sampler thread)
                 continue
+            if cpu_mode and not (0 <= thread.slot < len(on_cpu) and on_cpu[thread.slot]):
+                continue
             wall = now_ns - thread.last_seen if thread.last_seen else cycle_ns
             thread.last_seen = now_ns
-            cpu = 0
-            if cpu_mode:
-                if not thread.clock:
-                    continue
-                try:
-                    now_cpu = time.clock_gettime_ns(thread.clock)
-                except OSError:
-                    gone += 1
-                    continue
-                cpu = now_cpu - thread.last_cpu if thread.last_cpu >= 0 else min(now_cpu, cycle_ns)
-                thread.last_cpu = now_cpu
-                if cpu <= 0:
-                    continue
             key = (self._stack_id(frame), thread.labels)
-            values = self.values.get(key)
+            values = self._rows.get(key)
             if values is None:
-                self.values[key] = [1, cpu, wall]
+                self._rows[key] = [1, 0, wall]
             else:
                 values[0] += 1
-                values[1] += cpu
                 values[2] += wall
+            if cpu_mode:
+                thread.shares[key] = thread.shares.get(key, 0) + period
             taken += 1
         self.missing = missing
         self.gone = gone
@@ -264,15 +307,55 @@ class Collector:
         return fid
 
     # -- windows ------------------------------------------------------------------
+    def _settle(self, thread: _Thread, window: int) -> None:
+        """Give the thread's exact CPU of the window (and what it owed) to the rows
+        it was sampled in, in proportion to their period weights."""
+        weights = list(thread.shares.values())
+        if sum(weights) > 0:
+            for key, part in zip(thread.shares, distribute(window + thread.owed, weights),
+                                 strict=True):
+                self._rows[key][1] += part
+            thread.owed = 0
+        else:  # never sampled this window: the CPU waits one window for a sample
+            self.unattributed += thread.owed
+            thread.owed = window
+        thread.shares = {}
+
+    def _pending_cpu(self, windows: list[int]) -> dict[tuple[int, Any], int]:
+        """Per row, the CPU that settling the threads now would add (no change made)."""
+        extra: dict[tuple[int, Any], int] = {}
+        for thread in self._threads.values():
+            weights = list(thread.shares.values())
+            if thread.slot < 0 or sum(weights) <= 0:
+                continue
+            window = windows[thread.slot] if thread.slot < len(windows) else 0
+            for key, part in zip(thread.shares, distribute(window + thread.owed, weights),
+                                 strict=True):
+                extra[key] = extra.get(key, 0) + part
+        return extra
+
+    @property
+    def values(self) -> dict[tuple[int, Any], list[int]]:
+        """(stack id, labels) -> [samples, cpu_ns, wall_ns] collected so far (a copy),
+        CPU calibrated as if the window were sealed now."""
+        extra = self._pending_cpu(self.waker.windows() if self.waker is not None else [])
+        return {k: [v[0], v[1] + extra.get(k, 0), v[2]] for k, v in self._rows.items()}
+
     def snapshot(self) -> tuple[list[tuple[str, str, int]], list[tuple[int, ...]],
                                 dict[tuple[int, Any], list[int]], int]:
-        """Copies of the tables collected so far."""
-        return (list(self.frames), list(self.stacks),
-                {k: list(v) for k, v in self.values.items()}, self.truncated)
+        """Copies of the tables collected so far (CPU calibrated as of now)."""
+        return (list(self.frames), list(self.stacks), self.values, self.truncated)
 
     def take(self) -> tuple[list[tuple[str, str, int]], list[tuple[int, ...]],
                             dict[tuple[int, Any], list[int]], int]:
-        """The tables collected so far; the collector starts a new window."""
-        out = (self.frames, self.stacks, self.values, self.truncated)
+        """The tables collected so far, each thread's CPU calibrated to what its
+        clock measured in the window; the collector starts a new window."""
+        if self.waker is not None:
+            windows = self.waker.take_windows()
+            for thread in self._threads.values():
+                if thread.slot >= 0:
+                    self._settle(thread, windows[thread.slot] if thread.slot < len(windows)
+                                 else 0)
+        out = (self.frames, self.stacks, self._rows, self.truncated)
         self._reset()
         return out

@@ -15,7 +15,7 @@ from types import ModuleType
 
 log = logging.getLogger("ember")
 
-TWINS = ("capture", "folded", "flame")
+TWINS = ("capture", "folded", "flame", "wake")
 """Every module that has a compiled version and a pure-Python twin."""
 
 

@@ -28,7 +28,9 @@ pool (``anyio.to_thread.run_sync``). The middleware keeps the request in a
 first :class:`EmberMiddleware` created replaces ``anyio.to_thread.run_sync``
 (once, process-wide; :func:`install_threadpool_hook`) with a wrapper that, when
 called inside a request, registers the worker thread for that request for the
-duration of the call. Outside a request the wrapper calls the original as is.
+duration of the call and adds the worker's CPU clock around the call to the
+request's CPU (the sampler's per-task credit covers only the event loop's
+thread). Outside a request the wrapper calls the original as is.
 
 ``websocket`` and ``lifespan`` scopes pass through untouched. Nothing that goes
 wrong inside ember reaches the application: errors are counted in
@@ -40,6 +42,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeVar
 
@@ -271,13 +274,16 @@ _hook_lock = threading.Lock()
 
 
 def _in_request(state: _State, func: Callable[..., T], *args: Any) -> T:
-    """Run ``func`` in a worker thread, registered for the request ``state``."""
+    """Run ``func`` in a worker thread, registered for the request ``state``; the
+    worker's CPU clock around the call counts for the request."""
     entered = False
+    start = 0
     try:
         endpoint = state.endpoint()
         if endpoint is not None and not state.done:
             registry.enter_thread((("endpoint", endpoint),))
             entered = True
+            start = time.thread_time_ns()
     except Exception:
         middleware._failed("registering a worker thread")
     try:
@@ -285,6 +291,9 @@ def _in_request(state: _State, func: Callable[..., T], *args: Any) -> T:
     finally:
         if entered:
             try:
+                request = state.request
+                if request is not None and not state.done:
+                    request.worker_cpu_ns.append(time.thread_time_ns() - start)
                 registry.exit_thread()
             except Exception:
                 middleware._failed("unregistering a worker thread")

@@ -25,12 +25,18 @@ class Config:
     rate: float = 100.0
     """Mean sampling frequency in Hz."""
     mode: str = "cpu"
-    """``cpu``: threads that ran since the last sample, weighted by their CPU
-    time; ``wall``: every thread, idle ones included, weighted by elapsed time."""
+    """``cpu``: the threads on CPU at each sampling instant, weighted so that
+    each thread's total is the CPU its clock measured; ``wall``: every thread,
+    idle ones included, weighted by elapsed time."""
     budget: float = 0.01
     """Sampler CPU budget as a fraction of one core; 0 disables the budget."""
     max_interval: float = 1.0
     """Ceiling (seconds) on the interval stretched by the budget."""
+    gil_handoff: bool = True
+    """Take the GIL within tens of microseconds of each sampling instant by
+    lowering the switch interval meanwhile (compiled sampler, CPython 3.11);
+    off: wait for the GIL as any thread does (short CPU bursts between I/O
+    calls are then under-sampled)."""
     max_threads: int = 64
     """Threads sampled per cycle at most (reservoir sampling beyond)."""
     max_stacks: int = 20_000

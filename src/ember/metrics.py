@@ -104,7 +104,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from ember import api, middleware
 from ember.attribution import BACKGROUND, OTHER
 from ember.profile import Frame, Profile
-from ember.sampler import EmberThread, Sampler, Window
+from ember.sampler import EmberThread, Sampler
+from ember.window import Window
 
 log = logging.getLogger("ember")
 

@@ -36,7 +36,8 @@ class Request:
     request, and a dataclass with default factories costs a microsecond)."""
 
     __slots__ = ("cpu_s", "cpu_source", "duration_s", "endpoint", "gc_s", "method",
-                 "start_cpu_ns", "start_gc_ns", "start_ns", "status", "task", "thread")
+                 "start_cpu_ns", "start_gc_ns", "start_ns", "status", "task", "thread",
+                 "worker_cpu_ns")
 
     def __init__(self, method: str, endpoint: str = "", *,
                  task: asyncio.Task[Any] | None = None, thread: int = 0,
@@ -59,6 +60,9 @@ class Request:
         sampler credited to the request's task, cycle by cycle) or ``""``."""
         self.gc_s = gc_s
         self.status = status
+        self.worker_cpu_ns: list[int] = []
+        """CPU (ns) of each thread-pool call made for an asyncio request, measured
+        with the worker thread's own clock (appended from the worker threads)."""
 
     def __repr__(self) -> str:
         return (f"<Request {self.endpoint!r} {self.status} {self.duration_s * 1e3:.1f} ms "
@@ -135,7 +139,7 @@ def end(request: Request | None, status: int = 0) -> None:
         return
     try:
         if request.task is not None:
-            request.cpu_s = requests.exit_task(request.task) / 1e9
+            request.cpu_s = (requests.exit_task(request.task) + sum(request.worker_cpu_ns)) / 1e9
         else:
             requests.exit_thread(request.thread)
             if request.thread == threading.get_ident():

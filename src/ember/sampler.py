@@ -1,12 +1,15 @@
 """The sampling engine: a daemon thread that samples every other thread.
 
-Each cycle takes ``sys._current_frames()``, hands the frames to the collector
-(Cython or its pure-Python twin) and sleeps a randomised interval. Every
-``window`` seconds the collected tables are sealed into a :class:`Window` kept
-in a bounded in-memory ring. The sampler measures its own CPU time and
-stretches its interval to stay within its budget, never beyond
-``max_interval``. Nothing that goes wrong inside it reaches the application:
-errors are counted and logged once.
+The thread waits in the waker (``ember._wake``, Cython or its twin) for each
+sampling instant, a randomised interval after the last. The waker observes
+which threads are on CPU at the instant; in cpu mode an instant without one
+ends there, and otherwise the sampler takes ``sys._current_frames()`` and
+hands them to the collector (``ember._capture``), which samples the threads
+that were on CPU. Every ``window`` seconds the collected tables are sealed
+into a :class:`Window` kept in a bounded in-memory ring. The sampler measures
+its own CPU time and stretches its interval to stay within its budget, never
+beyond ``max_interval``. Nothing that goes wrong inside it reaches the
+application: errors are counted and logged once.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
-import dataclasses
 import gc
 import logging
 import math
@@ -34,6 +36,7 @@ from ember.config import Config
 from ember.errors import ProfilerStateError
 from ember.gcstats import GcMonitor
 from ember.profile import Labels, Metadata, Profile, merge
+from ember.window import Window
 
 log = logging.getLogger("ember")
 
@@ -42,24 +45,16 @@ THREAD_REFRESH_NS = 1_000_000_000
 MAX_CONSECUTIVE_ERRORS = 100
 """After this many failing cycles in a row the sampler stops itself."""
 COST_SMOOTHING = 0.1
-"""Weight of the newest cycle in the moving average of the cycle cost."""
+"""Weight of the newest wake-up in the moving average of the cost per wake-up."""
+UNKNOWN_QUIET_NS = 1_000_000_000
+"""After a look for new threads found none although unknown threads used CPU
+(native threads of a C library), how long the waker stops asking for another."""
 
 _live_samplers: weakref.WeakSet[Sampler] = weakref.WeakSet()
 _sampler_idents: set[int] = set()  # every sampler thread skips all of these
 
 
-@dataclasses.dataclass
-class Window:
-    """Raw tables of one sealed window; converted to a Profile only when read."""
-
-    meta: Metadata
-    frames: list[tuple[str, str, int]]
-    stacks: list[tuple[int, ...]]
-    values: dict[tuple[int, Labels], list[int]]
-
-    def profile(self) -> Profile:
-        return Profile.from_tables(self.frames, self.stacks, self.values,
-                                   dataclasses.replace(self.meta))
+_warned_untruthful = False
 
 
 # threading's ident -> Thread registry, compared once per cycle (in C, Threads by
@@ -90,10 +85,10 @@ class Sampler:
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
         self._capture = _impl.module("capture", implementation)
+        self._wake = _impl.module("wake", implementation)
         self.implementation = "python" if self._capture.__name__.endswith("_py") else "cython"
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._wakeup = threading.Lock()
         self._gc = GcMonitor()
         self._reset_state()
         _live_samplers.add(self)
@@ -101,10 +96,16 @@ class Sampler:
     def _reset_state(self) -> None:
         cfg = self.config
         self._lock = threading.Lock()
-        self._collector = self._capture.Collector(cfg.max_stacks, cfg.max_depth, cfg.lines)
+        self._waker = self._wake.Waker(self._rng.getrandbits(64), cfg.gil_handoff)
+        self._collector = self._capture.Collector(cfg.max_stacks, cfg.max_depth, cfg.lines,
+                                                  self._waker)
         self._windows: collections.deque[Window] = collections.deque(maxlen=cfg.max_windows)
         self._interval_ns = int(cfg.interval * 1e9)
         self._cost_ns = 0.0
+        self._gil_wait_ns = 0.0
+        self._gil_cpu_ns = 0.0
+        self._cycle_cpu_ns = 0.0
+        self._unknown_quiet_until = 0
         self._last_cycle = 0
         self._next_refresh = 0
         self._registered: dict[int, threading.Thread | None] = {}
@@ -112,7 +113,6 @@ class Sampler:
         self._requests_seen = -1
         self._applied: dict[int, Labels] = {}
         self._skipped: set[int] = set()  # ember's own threads, registered as never sampled
-        self._loop_cpu: dict[int, int] = {}  # event loop threads' CPU clocks at the last cycle
         self._cpu_mode = cfg.mode == "cpu"
         self._max_threads = cfg.max_threads
         self._window_start = self._clock()
@@ -128,6 +128,7 @@ class Sampler:
         self._truncated = 0
         self._native_id = 0
         self._gc.take()
+        self._waker.begin(self._window_start, self._interval_ns)
 
     # -- control ------------------------------------------------------------------
     @property
@@ -141,8 +142,6 @@ class Sampler:
         repair_native_id()
         self._reset_state()
         self._stopping = False
-        self._wakeup = threading.Lock()
-        self._wakeup.acquire()  # held while running; stop() releases it to wake the thread
         self._gc.install()
         self._thread = EmberThread(target=self._run, name="ember-sampler", daemon=True)
         self._thread.start()
@@ -165,25 +164,34 @@ class Sampler:
         ident = threading.get_ident()
         _sampler_idents.add(ident)
         self._native_id = threading.get_native_id()
-        deadline = self._clock()
+        self._warn_if_untruthful()
+        waker, wake = self._waker, self._wake
         # The sampler's whole cost, waking up included, is what the budget and
         # stats() count: the CPU clock is read once per loop, never reset.
         last_cpu = time.thread_time_ns()
+        last_wakes = waker.wakes
+        waker.begin(time.monotonic_ns(), self._interval_ns)
         try:
             while True:
-                # Deadlines, not sleeps: waiting for the GIL after waking must not
-                # lower the rate. Far behind (a long pause): start afresh, no burst.
-                deadline += self._next_interval_ns()
-                now = self._clock()
-                if deadline < now - self._interval_ns:
-                    deadline = now
-                # A plain lock, released by stop(): cheaper to wait on than an Event.
-                if self._wakeup.acquire(True, max(deadline - now, 0) / 1e9):
-                    break
-                if self._stopping or sys.is_finalizing():
+                interval = self._mean_interval_ns()
+                until = min(self._seal_at, self._next_refresh, time.monotonic_ns() + 10**12)
+                watch_unknown = interval // 2 if self._clock() >= self._unknown_quiet_until else 0
+                code = waker.wait(interval, int(until), self._cpu_mode, watch_unknown)
+                if code == wake.STOPPED or self._stopping or sys.is_finalizing():
                     break
                 try:
-                    self.sample_once()
+                    if code == wake.WAKE:
+                        self._gil_wait_ns += COST_SMOOTHING * (waker.gil_wait_ns
+                                                               - self._gil_wait_ns)
+                        self._gil_cpu_ns += COST_SMOOTHING * (waker.gil_cpu_ns
+                                                              - self._gil_cpu_ns)
+                        before = time.thread_time_ns()
+                        self._cycle(waker.wake_ns)
+                        self._cycle_cpu_ns += COST_SMOOTHING * (time.thread_time_ns() - before
+                                                                - self._cycle_cpu_ns)
+                    else:
+                        self._housekeeping(watch_unknown > 0
+                                           and waker.unknown_ns > watch_unknown)
                     self._consecutive_errors = 0
                 except Exception:
                     self._on_error()
@@ -192,21 +200,40 @@ class Sampler:
                                   self._consecutive_errors)
                         break
                 now_cpu = time.thread_time_ns()
-                cost = now_cpu - last_cpu
-                last_cpu = now_cpu
+                cost, last_cpu = now_cpu - last_cpu, now_cpu
+                wakes, last_wakes = max(waker.wakes - last_wakes, 1), waker.wakes
                 self._own_cpu_ns += cost
-                self._cost_ns += COST_SMOOTHING * (cost - self._cost_ns)
+                # Each wake-up since the last return weighs in the average alike.
+                weight = 1 - (1 - COST_SMOOTHING) ** wakes
+                self._cost_ns += weight * (cost / wakes - self._cost_ns)
         finally:
             _sampler_idents.discard(ident)
             self._stopping = True  # a sampler that gave up stays stopped, even in a fork child
+
+    def _warn_if_untruthful(self) -> None:
+        """Say once per process when sampling instants cannot be kept exactly."""
+        global _warned_untruthful
+        if self.truthful or _warned_untruthful or not self._cpu_mode:
+            return
+        _warned_untruthful = True
+        why = ("the pure-Python implementation runs" if self.implementation == "python"
+               else "gil_handoff is off" if not self.config.gil_handoff
+               else "this Python cannot hand the GIL over on request (needs CPython 3.11)")
+        log.warning("ember: %s, so the sampler sees a thread only when it lets go of the "
+                    "GIL: CPU bursts shorter than the switch interval between I/O calls "
+                    "are under-sampled and their time shows on the I/O calls", why)
+
+    @property
+    def truthful(self) -> bool:
+        """Whether samples are taken at the instant observed without the GIL and
+        the GIL is taken within tens of microseconds of it (see ``ember._wake``)."""
+        return self.implementation == "cython" and bool(self._waker.fast_gil)
 
     def _request_stop(self) -> None:
         if not self._stopping:
             self._stopping = True
             self._collector.stopping = True
-            if self._wakeup.locked():
-                with contextlib.suppress(RuntimeError):  # released concurrently
-                    self._wakeup.release()
+            self._waker.stop()
 
     def _on_error(self) -> None:
         self._errors += 1
@@ -214,29 +241,37 @@ class Sampler:
         if self._errors == 1:
             log.exception("ember: error inside the sampler (counted, logged once)")
 
-    def _next_interval_ns(self) -> int:
-        """The budget-adjusted mean interval, randomised by +-50% against aliasing."""
+    def _mean_interval_ns(self) -> int:
+        """The budget-adjusted mean interval (the waker randomises each one +-50%)."""
         cfg = self.config
         base = cfg.interval * 1e9
         mean = base
         if cfg.budget > 0 and self._cost_ns > 0:
             mean = min(max(base, self._cost_ns / cfg.budget), cfg.max_interval * 1e9)
         self._interval_ns = int(mean)
-        return int(mean * self._rng.uniform(0.5, 1.5))
+        return self._interval_ns
 
     def sample_once(self) -> int:
-        """Run one sampling cycle now (the thread calls this; tests may too).
-
-        The common cycle is one call into the collector (``Collector.cycle``),
-        which takes ``sys._current_frames()`` and samples the registered threads
-        with the garbage collector off: a collection triggered by an allocation
-        inside ``sys._current_frames()`` (which holds the runtime's thread-list
-        lock on 3.11) could run a weakref callback that releases the GIL to a
-        thread blocked on that lock, a deadlock seen in this project's tests;
-        and nothing may release the GIL mid-walk. Registering threads, and
-        choosing among too many, is :meth:`_catch_up`, in Python.
-        """
+        """Observe the threads now and sample those that used CPU since the last
+        look (tests call this directly; the sampling thread observes at the
+        instant, in the waker, then runs :meth:`_cycle`)."""
         now = self._clock()
+        self._waker.observe_now(now, self._cpu_mode)
+        return self._cycle(now)
+
+    def _cycle(self, now: int) -> int:
+        """Sample the instant the waker observed (the common cycle is one call
+        into the collector, ``Collector.cycle``).
+
+        ``Collector.cycle`` takes ``sys._current_frames()`` and samples the
+        registered threads with the garbage collector off: a collection
+        triggered by an allocation inside ``sys._current_frames()`` (which
+        holds the runtime's thread-list lock on 3.11) could run a weakref
+        callback that releases the GIL to a thread blocked on that lock, a
+        deadlock seen in this project's tests; and nothing may release the GIL
+        mid-walk. Registering threads, and choosing among too many, is
+        :meth:`_catch_up`, in Python.
+        """
         last, self._last_cycle = self._last_cycle, now
         cycle_ns = now - last if last else self._interval_ns
         with self._lock:
@@ -258,6 +293,24 @@ class Sampler:
             if now >= self._seal_at:
                 self._seal(now)
         return taken
+
+    def _housekeeping(self, unknown_cpu: bool) -> None:
+        """Seal the window and look for new threads when due, between instants."""
+        now = self._clock()
+        with self._lock:
+            if now >= self._next_refresh or unknown_cpu or self._threads_seen != _ACTIVE:
+                enabled = gc.isenabled()
+                if enabled:
+                    gc.disable()
+                try:
+                    fresh = self._refresh_threads(sys._current_frames())
+                finally:
+                    if enabled:
+                        gc.enable()
+                if unknown_cpu and not fresh:  # native threads: stop asking for a while
+                    self._unknown_quiet_until = now + UNKNOWN_QUIET_NS
+            if now >= self._seal_at:
+                self._seal(now)
 
     def _follow_requests(self) -> None:
         """Relabel the threads whose requests changed; credit loop CPU to tasks."""
@@ -330,7 +383,8 @@ class Sampler:
             thread = known.get(ident)
             if isinstance(thread, EmberThread) or ident in _sampler_idents:
                 if registered.get(ident, None) is not thread:
-                    collector.set_thread(ident, 0, None)  # None: never sampled
+                    # None: never sampled; its CPU is watched so it is not "unknown"
+                    collector.set_thread(ident, (thread.native_id or 0) if thread else 0, None)
                     registered[ident] = thread
                     self._skipped.add(ident)
                 continue
@@ -373,23 +427,17 @@ class Sampler:
                 self._collector.set_thread(ident, thread.native_id or 0, labels)
 
     def _credit_tasks(self) -> None:
-        """Credit each event loop thread's CPU since the last cycle to the task
-        running on it now: the per-request CPU of asyncio requests (the same
-        estimate the CPU weight of a sample is)."""
+        """Credit the sampling period to the task running on each event loop
+        thread that was on CPU at the instant: the per-request CPU of asyncio
+        requests (the same estimate as the samples' weights)."""
+        period = self._waker.period_ns
+        collector = self._collector
         for ident, loop in list(requests.loop_threads().items()):
-            thread = self._registered.get(ident)
-            if thread is None or not thread.native_id:
-                continue
-            now_cpu = self._capture.thread_cpu_ns(thread.native_id)
-            last = self._loop_cpu.get(ident)
-            if last is None or now_cpu < 0 or last < 0:
-                self._loop_cpu[ident] = now_cpu
+            if not collector.was_on_cpu(ident):
                 continue
             task = current_task(loop)
-            if task is None:  # between tasks: the CPU goes to the next task seen
-                continue
-            self._loop_cpu[ident] = now_cpu
-            requests.credit_task(task, now_cpu - last)
+            if task is not None:  # between tasks: the loop's own work, nobody's request
+                requests.credit_task(task, period)
 
     def _seal(self, now: int) -> None:
         """Move the current tables into a sealed window. Caller holds the lock."""
@@ -448,12 +496,20 @@ class Sampler:
             "cycles": self._cycles,
             "errors": self._errors,
             "interval": self._interval_ns / 1e9,
-            "rate": self._cycles / elapsed * 1e9,
+            "rate": self._waker.wakes / elapsed * 1e9,
             "cycle_cost": self._cost_ns / 1e9,
             "sampler_cpu": self._own_cpu_ns / 1e9,
             "overhead_ratio": self._own_cpu_ns / elapsed,
             "process_cpu_share": self._own_cpu_ns / process_cpu,
             "truncated": self._truncated + self._collector.truncated,
+            "unattributed_cpu": self._collector.unattributed / 1e9,
+            "wakes": self._waker.wakes,
+            "idle_wakes": self._waker.idle_wakes,
+            "truthful": self.truthful,
+            "gil_wait": self._gil_wait_ns / 1e9,
+            "gil_cpu": self._gil_cpu_ns / 1e9,
+            "sample_cpu": self._cycle_cpu_ns / 1e9,
+            "contended": self._waker.contended,
             "threads": len(self._collector.thread_idents()),
             "windows": len(self._windows),
             "native_id": self._native_id,
@@ -491,6 +547,11 @@ def repair_native_id() -> None:
 def _after_fork_in_child() -> None:
     _sampler_idents.clear()
     repair_native_id()
+    for name in ("ember._wake", "ember._wake_py"):  # no lowered switch interval in a child
+        module = sys.modules.get(name)
+        if module is not None:
+            with contextlib.suppress(Exception):
+                module.after_fork_in_child()
     for sampler in list(_live_samplers):
         try:
             sampler._after_fork_in_child()

@@ -20,9 +20,9 @@ def test_fork_restarts_sampler_in_child(implementation: str, mode: str) -> None:
                       window=0)
     stop_busy = threading.Event()
 
-    def parent_busy() -> None:
+    def parent_busy() -> None:  # on CPU most of the time: sampled at most instants
         while not stop_busy.is_set():
-            sum(range(1000))
+            spin_cpu(0.005)
             time.sleep(0.001)
 
     busy = threading.Thread(target=parent_busy, name="parent-busy")

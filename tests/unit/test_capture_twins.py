@@ -23,6 +23,8 @@ from ember import _impl
 
 CY = _impl.module("capture", "cython")
 PY = _impl.module("capture", "python")
+WAKE_CY = _impl.module("wake", "cython")
+WAKE_PY = _impl.module("wake", "python")
 
 Frame = tuple[str, str, int]
 
@@ -217,10 +219,9 @@ def test_thread_registered_with_labels_none_is_never_sampled() -> None:
     with parked((recurse_b, (2,)), (recurse_b, (3,))) as threads:
         collectors = twins()
         register(collectors, threads, [None, (("thread", "t"),)])
-        for mode in (False, True):
-            for c in collectors:
-                c.collect(frames_of(threads), T0, 10 * MS, mode)
-                assert c.missing == 0
+        for c in collectors:
+            c.collect(frames_of(threads), T0, 10 * MS, False)
+            assert c.missing == 0
         tables = [c.snapshot() for c in collectors]
     assert tables[0] == tables[1]
     assert {labels for (_, labels) in tables[0][2]} == {(("thread", "t"),)}
@@ -466,100 +467,207 @@ def test_take_resets_tables_but_keeps_threads() -> None:
         assert [(list(t[0]), list(t[1]), dict(t[2]), t[3]) for t in taken] == kept
 
 
-# -- cpu mode with real CPU clocks -------------------------------------------------
+# -- cpu mode: threads on CPU at the instant, weights calibrated per thread ----------
 
 
-def spin(stop: list[bool]) -> None:
-    while not stop:
-        pass
+def waked_twins(max_stacks: int = 1000, max_depth: int = 128) -> tuple[list[Any], list[Any]]:
+    """Collector twins in cpu mode, each with its own waker twin."""
+    wakers = [WAKE_CY.Waker(1), WAKE_PY.Waker(1)]
+    collectors = [CY.Collector(max_stacks, max_depth, False, wakers[0]),
+                  PY.Collector(max_stacks, max_depth, False, wakers[1])]
+    return collectors, wakers
 
 
-@contextmanager
-def spinning() -> Iterator[threading.Thread]:
-    stop: list[bool] = []
-    thread = threading.Thread(target=spin, args=(stop,), daemon=True)
-    try:
-        thread.start()
-        deadline = time.monotonic() + 10
-        while (f := sys._current_frames().get(thread.ident or 0)) is None or (
-            f.f_code is not spin.__code__
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.001)
-        yield thread
-    finally:
-        stop.append(True)
-        thread.join(10)
-    assert not thread.is_alive()
+def observe(wakers: list[Any], now: int, first: list[int] | None,
+            second: list[int] | None = None, other: int = -1) -> list[int]:
+    """The same instant in both wakers; they must agree on everything they saw."""
+    on = [w.observe(now, first, second, other) for w in wakers]
+    assert on[0] == on[1]
+    for name in ("on_cpu_mask", "windows"):
+        assert getattr(wakers[0], name)() == getattr(wakers[1], name)()
+    for name in ("period_ns", "gone", "unknown_ns", "wake_ns", "wakes"):
+        assert getattr(wakers[0], name) == getattr(wakers[1], name), name
+    return on
 
 
-def test_cpu_mode_samples_busy_threads_and_skips_idle_ones() -> None:
-    cycle = 1000  # ns: every thread has used more CPU than this to start
-    with spinning() as busy, parked((recurse_a, (2,))) as idle_threads:
-        idle = idle_threads[0]
-        assert CY.thread_cpu_ns(idle.native_id) > cycle
-        threads = [busy, idle]
-        frames = frames_of(threads)
-        collectors = twins()
-        register(collectors, threads, ["busy", "idle"])
-        nowhere = twins()  # native id 0: no CPU clock, never sampled in cpu mode
-        for c in nowhere:
-            c.set_thread(busy.ident, 0, "busy")
-        taken = []
-        for i in range(3):
-            if i:
-                time.sleep(0.03)
-            now = T0 + i * 50 * MS
-            taken.append([c.collect(frames, now, cycle, True) for c in collectors])
-            assert [c.collect(frames, now, cycle, True) for c in nowhere] == [0, 0]
-            assert [c.missing for c in nowhere] == [1, 1]
-        busy_cpu_after = CY.thread_cpu_ns(busy.native_id)
-        tables = [c.snapshot() for c in collectors]
-
-    assert taken == [[2, 2], [1, 1], [1, 1]]  # the idle thread only on its first visit
-    assert [t[2] for t in (c.snapshot() for c in nowhere)] == [{}, {}]
-    # the stacks are stable (the spinning thread calls nothing): same tables...
-    assert tables[0][:2] == tables[1][:2]
-    frames_table, stacks, _, _ = tables[0]
-    assert named(frames_table, stacks) == [[*ROOT, frame_of(spin.__code__)], expected(A, 2)]
-    # ...but CPU times are each twin's own clock reads
-    for _, _, values, _ in tables:
-        assert values.keys() == {(0, "busy"), (1, "idle")}
-        samples, cpu_ns, wall_ns = values[(0, "busy")]
-        assert samples == 3
-        assert wall_ns == cycle + 100 * MS
-        assert cycle < cpu_ns <= busy_cpu_after
-        assert values[(1, "idle")] == [1, cycle, cycle]  # first-visit CPU capped at cycle_ns
-
-
-def test_cpu_mode_first_visit_credits_cpu_up_to_cycle() -> None:
-    huge = 3600 * 10**9
-    with parked((recurse_b, (1,))) as threads:
-        native = threads[0].native_id
-        frames = frames_of(threads)
-        collectors = twins()
-        register(collectors, threads, [()])
-        before = PY.thread_cpu_ns(native)
-        assert [c.collect(frames, T0, huge, True) for c in collectors] == [1, 1]
-        # a blocked thread's clock stands still: both twins read the same value
-        assert CY.thread_cpu_ns(native) == before > 0
-        assert_identical(collectors)
-        assert collectors[0].snapshot()[2] == {(0, ()): [1, before, huge]}
-        # nothing ran since: a second cpu-mode visit takes no sample
-        assert [c.collect(frames, T0 + MS, huge, True) for c in collectors] == [0, 0]
-        assert_identical(collectors)
-
-
-def test_cpu_mode_thread_exited_after_frames_were_taken() -> None:
-    with parked((recurse_a, (2,))) as threads:
-        frames = frames_of(threads)
-        collectors = twins()
-        register(collectors, threads, ["gone"])
-    # the thread has exited; its frames and old native id are all we have
-    wait_until_gone(threads[0].native_id)
-    assert [c.collect(frames, T0, MS, True) for c in collectors] == [0, 0]
+def cpu_collect(collectors: list[Any], frames: dict[int, FrameType], now: int) -> list[int]:
+    taken = [c.collect(frames, now, 10 * MS, True) for c in collectors]
+    assert taken[0] == taken[1]
     assert_identical(collectors)
-    assert collectors[0].snapshot() == ([], [], {}, 0)
+    return taken
+
+
+def registered_fake(collectors: list[Any], idents: list[int], labels: list[Any]) -> None:
+    """Threads whose native ids have no clock (gone long ago): every reading comes
+    from observe(), so both twins see the same numbers."""
+    for collector in collectors:
+        for i, (ident, label) in enumerate(zip(idents, labels, strict=True)):
+            collector.set_thread(ident, 2**22 - 1 - i, label)
+
+
+def started_twins(idents: list[int], labels: list[Any]) -> tuple[list[Any], list[Any]]:
+    """Cpu-mode twins watching ``idents`` (fake clocks), baselines read at T0 + 1 ms."""
+    collectors, wakers = waked_twins()
+    registered_fake(collectors, idents, labels)
+    for w in wakers:
+        w.begin(T0, 10 * MS)
+    zeros = [0] * len(idents)
+    observe(wakers, T0 + 1 * MS, zeros, zeros)
+    return collectors, wakers
+
+
+def test_distribute_is_exact_and_the_same_in_both_twins() -> None:
+    for total, weights in [(10, [1, 1, 1]), (0, [5, 0, 7]), (7, [0, 0, 3]),
+                           (10**13, [10**10, 3, 10**9 + 7]), (999_999_937, [2, 3, 5, 7, 11])]:
+        parts = CY.distribute(total, weights)
+        assert parts == PY.distribute(total, weights)
+        assert sum(parts) == total
+        whole = sum(weights)
+        assert all(abs(p - total * w / whole) < 1 + 1e-6 * total for p, w in zip(
+            parts, weights, strict=True))
+        assert all(p == 0 for p, w in zip(parts, weights, strict=True) if w == 0)
+
+
+def test_cpu_mode_samples_only_threads_on_cpu_at_the_instant() -> None:
+    la, lb = (("t", "a"),), (("t", "b"),)
+    with parked((recurse_a, (2,)), (recurse_b, (3,))) as threads:
+        frames = frames_of(threads)
+        collectors, wakers = waked_twins()
+        registered_fake(collectors, [t.ident or 0 for t in threads], [la, lb])
+        for w in wakers:
+            w.begin(T0, 10 * MS)
+        # baselines: a first reading is never a sample
+        assert observe(wakers, T0 + 10 * MS, [1_000, 5_000], [1_000, 5_000]) == [0, 0]
+        assert cpu_collect(collectors, frames, T0 + 10 * MS) == [0, 0]
+        # a used CPU and was still running at the instant; b used CPU, then stopped
+        assert observe(wakers, T0 + 20 * MS, [4_000_000, 900_000],
+                       [4_000_300, 900_000]) == [1, 1]
+        assert [w.on_cpu_mask() for w in wakers] == [b"\x01\x00"] * 2
+        assert cpu_collect(collectors, frames, T0 + 20 * MS) == [1, 1]
+        # one pass (no second reading): every thread whose clock moved counts
+        assert observe(wakers, T0 + 32 * MS, [6_000_000, 2_000_000]) == [2, 2]
+        assert cpu_collect(collectors, frames, T0 + 32 * MS) == [2, 2]
+        # nothing moved
+        assert observe(wakers, T0 + 40 * MS, [6_000_000, 2_000_000],
+                       [6_000_000, 2_000_000]) == [0, 0]
+        assert cpu_collect(collectors, frames, T0 + 40 * MS) == [0, 0]
+        tables = [c.take() for c in collectors]
+    assert tables[0] == tables[1]
+    frames_table, stacks, values, _ = tables[0]
+    assert named(frames_table, stacks) == [expected(A, 2), expected(B, 3)]
+    # each thread's CPU is what its clock measured since its baseline
+    assert values == {(0, la): [2, 6_000_000 - 1_000, 10 * MS + 12 * MS],
+                      (1, lb): [1, 2_000_000 - 5_000, 10 * MS]}
+    assert [w.windows() for w in wakers] == [[0, 0]] * 2  # taken with the window
+
+
+def test_calibration_shares_a_threads_cpu_by_period_weights() -> None:
+    label = (("t", "x"),)
+    with parked((recurse_a, (2,)), (recurse_b, (1,))) as threads:
+        here, there = (frames_of([t])[t.ident or 0] for t in threads)
+        ident = threads[0].ident or 0
+        collectors, wakers = started_twins([ident], [label])
+        # the same thread seen in two places, after periods of 4, 6 and 5 ms
+        clock = 0
+        for now, frame in ((T0 + 5 * MS, here), (T0 + 11 * MS, there), (T0 + 16 * MS, here)):
+            clock += 3_000_001
+            observe(wakers, now, [clock], [clock + 1])
+            clock += 1
+            assert cpu_collect(collectors, {ident: frame}, now) == [1, 1]
+        # the open window already shows calibrated CPU, and reading it changes nothing
+        snapshots = [c.snapshot() for c in collectors]
+        assert snapshots[0] == snapshots[1]
+        taken = [c.take() for c in collectors]
+    assert taken[0] == taken[1]
+    assert snapshots[0][2] == taken[0][2]
+    values = taken[0][2]
+    total = 3 * 3_000_002
+    # weights 4 + 5 ms for the first stack, 6 ms for the second: 9/15 and 6/15 of it
+    # wall: the first sample the cycle (10 ms), then the time since the last sample
+    assert values == {(0, label): [2, total * 9 // 15, 10 * MS + 5 * MS],
+                      (1, label): [1, total - total * 9 // 15, 6 * MS]}
+
+
+def test_cpu_of_a_window_without_samples_waits_one_window_then_is_unattributed() -> None:
+    label = (("t", "x"),)
+    with parked((recurse_a, (1,))) as threads:
+        frames = frames_of(threads)
+        ident = threads[0].ident or 0
+        collectors, wakers = started_twins([ident], [label])
+        # window 1: 5 ms of CPU, never on CPU at an instant
+        observe(wakers, T0 + 10 * MS, [5_000_000], [5_000_000])
+        assert cpu_collect(collectors, frames, T0 + 10 * MS) == [0, 0]
+        assert [c.take()[2] for c in collectors] == [{}, {}]
+        # window 2: 1 ms more, and one sample: it carries both windows' CPU
+        observe(wakers, T0 + 20 * MS, [5_900_000], [6_000_000])
+        assert cpu_collect(collectors, frames, T0 + 20 * MS) == [1, 1]
+        assert [c.take()[2] for c in collectors] == [{(0, label): [1, 6_000_000, 10 * MS]}] * 2
+        # windows 3 and 4 without samples: window 3's CPU is given up after window 4
+        observe(wakers, T0 + 30 * MS, [7_000_000], [7_000_000])
+        assert [c.take()[2] for c in collectors] == [{}, {}]
+        observe(wakers, T0 + 40 * MS, [7_500_000], [7_500_000])
+        assert [c.take()[2] for c in collectors] == [{}, {}]
+        assert [c.unattributed for c in collectors] == [1_000_000] * 2
+        # a thread dropped with CPU it could not place counts it as unattributed too
+        for c in collectors:
+            c.drop_thread(ident)
+        assert [c.unattributed for c in collectors] == [1_500_000] * 2
+        assert [w.windows() for w in wakers] == [[], []]
+
+
+def test_dropping_a_thread_settles_its_cpu_in_the_open_window() -> None:
+    label = (("t", "x"),)
+    with parked((recurse_a, (1,)), (recurse_b, (1,))) as threads:
+        frames = frames_of(threads)
+        idents = [t.ident or 0 for t in threads]
+        collectors, wakers = waked_twins()
+        registered_fake(collectors, idents, [label, label])
+        for w in wakers:
+            w.begin(T0, 10 * MS)
+        observe(wakers, T0 + 1 * MS, [0, 0], [0, 0])
+        observe(wakers, T0 + 10 * MS, [2_000_000, 3_000_000], [2_000_001, 3_000_001])
+        assert cpu_collect(collectors, frames, T0 + 10 * MS) == [2, 2]
+        for c in collectors:
+            c.drop_thread(idents[0])  # exited: its share goes to its row now
+        # its slot is free; a new thread takes it with a fresh baseline
+        for c in collectors:
+            c.set_thread(12345, 2**22 - 9, label)
+        assert observe(wakers, T0 + 20 * MS, [7_000_000, 3_000_001],
+                       [7_000_900, 3_000_001]) == [0, 0]  # a first reading: its baseline
+        observe(wakers, T0 + 30 * MS, [7_000_400, 3_000_001], [7_000_500, 3_000_001])
+        assert cpu_collect(collectors, {12345: frames[idents[1]]}, T0 + 30 * MS) == [1, 1]
+        taken = [c.take() for c in collectors]
+    assert taken[0] == taken[1]
+    # the new thread was seen in the second thread's stack: that row has both
+    assert taken[0][2] == {(0, label): [1, 2_000_001, 10 * MS],
+                           (1, label): [2, 3_000_001 + 500, 20 * MS]}
+
+
+def test_never_sampled_threads_are_watched_and_gone_threads_counted() -> None:
+    with parked((recurse_a, (1,)), (recurse_b, (1,))) as threads:
+        frames = frames_of(threads)
+        collectors, wakers = started_twins([t.ident or 0 for t in threads], [None, "b"])
+        # ember's own thread ran (its CPU is watched), the other is gone
+        assert observe(wakers, T0 + 10 * MS, [4_000, -1], [5_000, -1],
+                       other=9_000) == [0, 0]
+        assert [w.gone for w in wakers] == [1, 1]
+        # (its later reading counts: 5,000 ns, of the 9,000 the process used)
+        assert [w.unknown_ns for w in wakers] == [9_000 - 5_000] * 2
+        assert cpu_collect(collectors, frames, T0 + 10 * MS) == [0, 0]
+        assert [c.gone for c in collectors] == [1, 1]
+        # a quiet process: no clock read, nobody on CPU, nothing counted
+        assert observe(wakers, T0 + 20 * MS, None, other=500) == [0, 0]
+        assert [w.windows() for w in wakers] == [[5_000, 0]] * 2
+
+
+def test_cpu_mode_needs_a_waker_and_wall_mode_does_not() -> None:
+    with parked((recurse_a, (1,))) as threads:
+        frames = frames_of(threads)
+        for collector in twins():
+            collector.set_thread(threads[0].ident, threads[0].native_id, "x")
+            with pytest.raises(ValueError, match="waker"):
+                collector.collect(frames, T0, MS, True)
+            assert collector.collect(frames, T0, MS, False) == 1
 
 
 # -- thread_cpu_ns / clock_id -----------------------------------------------------
@@ -615,12 +723,13 @@ def test_thread_without_native_id_sampled_in_wall_mode_only(native_id: int) -> N
     # threads without a kernel id (native_id 0) are still sampled in wall mode
     with parked((recurse_a, (1,))) as threads:
         frames = frames_of(threads)
-        collectors = twins()
+        collectors, wakers = waked_twins()
         for c in collectors:
             c.set_thread(threads[0].ident, native_id, "x")
+        assert [w.windows() for w in wakers] == [[], []]  # no clock to watch
         assert collect(collectors, frames, T0) == [1, 1]
-        assert [c.collect(frames, T0 + MS, MS, True) for c in collectors] == [0, 0]
-        assert_identical(collectors)
+        observe(wakers, T0 + MS, [])
+        assert cpu_collect(collectors, frames, T0 + MS) == [0, 0]
         assert collectors[0].snapshot()[2] == {(0, "x"): [1, 0, 10 * MS]}
 
 

@@ -21,6 +21,7 @@ EVERY_SETTING = {
     "EMBER_MODE": ("mode", "wall"),
     "EMBER_BUDGET": ("budget", 0.05),
     "EMBER_MAX_INTERVAL": ("max_interval", 2.5),
+    "EMBER_GIL_HANDOFF": ("gil_handoff", False),
     "EMBER_MAX_THREADS": ("max_threads", 8),
     "EMBER_MAX_STACKS": ("max_stacks", 100),
     "EMBER_MAX_DEPTH": ("max_depth", 64),
@@ -34,7 +35,8 @@ EVERY_SETTING = {
 }
 RAW = {
     "EMBER_RATE": "250", "EMBER_MODE": "wall", "EMBER_BUDGET": "0.05",
-    "EMBER_MAX_INTERVAL": "2.5", "EMBER_MAX_THREADS": "8", "EMBER_MAX_STACKS": "100",
+    "EMBER_MAX_INTERVAL": "2.5", "EMBER_GIL_HANDOFF": "off", "EMBER_MAX_THREADS": "8",
+    "EMBER_MAX_STACKS": "100",
     "EMBER_MAX_DEPTH": "64", "EMBER_LINES": "true", "EMBER_WINDOW": "0",
     "EMBER_MAX_WINDOWS": "5", "EMBER_SERVICE": "shop", "EMBER_VERSION": "1.2.3",
     "EMBER_HOST": "box-1", "EMBER_DISABLE": "yes",

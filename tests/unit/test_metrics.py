@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from ember import api, attribution, metrics, middleware
 from ember.profile import Frame, Metadata, Profile, make_labels
-from ember.sampler import EmberThread, Window
+from ember.sampler import EmberThread
+from ember.window import Window
 
 DESIGN = {
     "ember_request_duration_seconds": ("histogram", {"endpoint", "method"}),
