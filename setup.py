@@ -11,10 +11,11 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 EXTENSIONS = [
-    Extension("ember._capture", ["ext/_capture.pyx"]),
+    Extension("ember._capture", ["ext/_capture.pyx"], include_dirs=["ext"],
+              depends=["ext/ember_cpython.h"]),
     Extension("ember._folded", ["ext/_folded.pyx"]),
     Extension("ember._flame", ["ext/_flame.pyx"]),
-    Extension("ember._wake", ["ext/_wake.pyx"], include_dirs=["ext"], depends=["ext/ember_gil.h"]),
+    Extension("ember._wake", ["ext/_wake.pyx"], include_dirs=["ext"], depends=["ext/ember_cpython.h"]),
 ]
 
 

@@ -148,8 +148,7 @@ class Extra:
         if self._sampler is not None:
             stats = self._sampler.stats()
             info = {"gil_share": stats["cycles"] / max(stats["wakes"], 1),
-                    "interval": stats["interval"], "gil_wait": stats["gil_wait"],
-                    "contended": self._sampler._waker.contended}
+                    "interval": stats["interval"], "gil_wait": stats["gil_wait"]}
             self._sampler.stop()
         if self._waker is not None:
             self._waker.stop()
@@ -231,8 +230,7 @@ def report(name: str, results: dict[str, list[dict[str, float]]]) -> None:
     if ember and "gil_share" in ember[0]:
         print(f"  ember took the GIL at {median(ember, 'gil_share'):.0%} of its wake-ups, "
               f"in {median(ember, 'gil_wait') * 1e6:.0f} us (moving average); mean interval "
-              f"{median(ember, 'interval') * 1e3:.1f} ms; contended takes per batch "
-              f"{median(ember, 'contended'):.0f}")
+              f"{median(ember, 'interval') * 1e3:.1f} ms")
 
 
 def pair_ratios(results: dict[str, list[dict[str, float]]], a: str, b: str,

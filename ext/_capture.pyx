@@ -42,6 +42,18 @@ cdef extern from "Python.h":
     char* PyBytes_AS_STRING(object o)
     int PyGC_Enable()
     int PyGC_Disable()
+    ctypedef struct PyInterpreterState:
+        pass
+    ctypedef struct PyThreadState:
+        pass
+    PyInterpreterState* PyInterpreterState_Get()
+    PyThreadState* PyInterpreterState_ThreadHead(PyInterpreterState* interp)
+    PyThreadState* PyThreadState_Next(PyThreadState* tstate)
+    PyFrameObject* PyThreadState_GetFrame(PyThreadState* tstate)
+
+cdef extern from "ember_cpython.h":
+    unsigned long ember_tstate_ident(PyThreadState* tstate) noexcept
+    int ember_thread_ids_available() noexcept
 
 import sys
 
@@ -230,13 +242,16 @@ cdef class Collector:
     def thread_idents(self):
         return list(self._threads)
 
-    def was_on_cpu(self, ident):
-        """Whether the waker saw thread ``ident`` on CPU at the last instant."""
-        cdef _Thread thread = self._threads.get(ident)
-        if thread is None or thread.slot < 0 or self.waker is None:
-            return False
+    def on_cpu_idents(self):
+        """The sampled threads the waker saw on CPU at the last instant."""
+        cdef _Thread thread
+        if self.waker is None:
+            return []
         mask = self.waker.on_cpu_mask()
-        return thread.slot < len(mask) and mask[thread.slot] != 0
+        cdef const char* on = mask
+        cdef Py_ssize_t n = len(mask)
+        return [ident for ident, thread in self._threads.items()
+                if thread.labels is not None and 0 <= thread.slot < n and on[thread.slot]]
 
     def watch(self, dict active, bint cpu_mode, int max_threads):
         """Settings of cycle(), and a snapshot of ``active`` (threading's registry)."""
@@ -253,28 +268,86 @@ cdef class Collector:
 
     # -- sampling -----------------------------------------------------------------
     def cycle(self, long long now_ns, long long cycle_ns, skip=0):
-        """A whole sampling cycle over ``sys._current_frames()``, the GC off meanwhile
-        (see the twin for the contract)."""
+        """A whole sampling cycle over the interpreter's threads, the GC off meanwhile
+        (see the twin for the contract).
+
+        Where the twin takes ``sys._current_frames()``, this one walks the thread
+        states with the GIL held (``PyInterpreterState_ThreadHead`` and
+        ``PyThreadState_Next``, public C-API) and takes the frame of just the
+        threads it samples: idle threads cost a pointer and a lookup, not a frame
+        object. ``sys._current_frames()`` is taken only for the caller's rarer
+        paths (threads to register, too many threads).
+        """
         cdef int enabled = PyGC_Disable()
-        cdef dict frames
         cdef int taken
+        cdef Py_ssize_t count = 0
+        cdef PyThreadState* tstate
         try:
-            frames = _current_frames()
             if self.stopping:
                 return 0
-            if skip:
-                frames.pop(skip, None)
-            if (self._active is None or len(frames) > self._max_threads
-                    or self._active != self._active_seen):
-                self._pending = frames
+            tstate = PyInterpreterState_ThreadHead(PyInterpreterState_Get())
+            while tstate != NULL:
+                count += 1
+                tstate = PyThreadState_Next(tstate)
+            if (self._active is None or count - (1 if skip else 0) > self._max_threads
+                    or self._active != self._active_seen or not ember_thread_ids_available()):
+                self._pending = self._frames_except(skip)
                 return -1
-            taken = self._collect(frames, now_ns, cycle_ns, self._cpu_mode)
+            taken = self._collect_states(now_ns, cycle_ns, self._cpu_mode, skip)
             if self.missing or self.gone:
-                self._pending = frames
+                self._pending = self._frames_except(skip)
             return taken
         finally:
             if enabled:
                 PyGC_Enable()
+
+    cdef dict _frames_except(self, skip):
+        cdef dict frames = _current_frames()
+        if skip:
+            frames.pop(skip, None)
+        return frames
+
+    cdef int _collect_states(self, long long now_ns, long long cycle_ns, bint cpu_mode,
+                             unsigned long long skip) except -1:
+        """:meth:`_collect` over the thread states, frames taken only where sampled."""
+        cdef int taken = 0
+        cdef int missing = 0
+        cdef _Thread thread
+        cdef bytes mask = b""
+        cdef const char* on_cpu = NULL
+        cdef Py_ssize_t slots = 0
+        cdef long long period = 0
+        cdef unsigned long long ident
+        cdef PyThreadState* tstate
+        cdef PyFrameObject* frame
+        if cpu_mode:
+            if self.waker is None:
+                raise ValueError("cpu mode needs a waker")
+            mask = self.waker.on_cpu_mask()
+            on_cpu = mask
+            slots = len(mask)
+            period = self.waker.period_ns
+        tstate = PyInterpreterState_ThreadHead(PyInterpreterState_Get())
+        while tstate != NULL:
+            ident = ember_tstate_ident(tstate)
+            if ident != skip:
+                thread = self._threads.get(ident)
+                if thread is None:
+                    frame = PyThreadState_GetFrame(tstate)
+                    if frame != NULL:  # as sys._current_frames(): threads running Python
+                        missing += 1
+                        Py_DECREF(<PyObject*>frame)
+                elif thread.labels is not None and (
+                        not cpu_mode or (0 <= thread.slot < slots and on_cpu[thread.slot])):
+                    frame = PyThreadState_GetFrame(tstate)
+                    if frame != NULL:
+                        self._sample(frame, thread, now_ns, cycle_ns, cpu_mode, period)
+                        Py_DECREF(<PyObject*>frame)
+                        taken += 1
+            tstate = PyThreadState_Next(tstate)
+        self.missing = missing
+        self.gone = self.waker.gone if cpu_mode else 0
+        return taken
 
     def collect(self, dict frames, long long now_ns, long long cycle_ns, bint cpu_mode):
         """Sample each thread in ``frames``; return the number of samples taken."""
@@ -286,9 +359,7 @@ cdef class Collector:
         cdef int missing = 0
         cdef int gone = 0
         cdef _Thread thread
-        cdef long long wall, period = 0
-        cdef _Row row
-        cdef _Share share
+        cdef long long period = 0
         cdef bytes mask = b""
         cdef const char* on_cpu = NULL
         cdef Py_ssize_t slots = 0
@@ -309,23 +380,30 @@ cdef class Collector:
                 continue
             if cpu_mode and not (0 <= thread.slot < slots and on_cpu[thread.slot]):
                 continue
-            wall = now_ns - thread.last_seen if thread.last_seen else cycle_ns
-            thread.last_seen = now_ns
-            row = self._row(<PyFrameObject*>frame, thread)
-            row.samples += 1
-            row.wall_ns += wall
-            if cpu_mode:
-                share = thread.last_share
-                if share is None or share.row is not row:
-                    share = thread.shares.get(row)
-                    if share is None:
-                        share = thread.shares[row] = _Share(row)
-                    thread.last_share = share
-                share.period += period
+            self._sample(<PyFrameObject*>frame, thread, now_ns, cycle_ns, cpu_mode, period)
             taken += 1
         self.missing = missing
         self.gone = gone
         return taken
+
+    cdef int _sample(self, PyFrameObject* frame, _Thread thread, long long now_ns,
+                     long long cycle_ns, bint cpu_mode, long long period) except -1:
+        """One sample of ``thread``, whose current frame is ``frame``."""
+        cdef _Share share
+        cdef long long wall = now_ns - thread.last_seen if thread.last_seen else cycle_ns
+        thread.last_seen = now_ns
+        cdef _Row row = self._row(frame, thread)
+        row.samples += 1
+        row.wall_ns += wall
+        if cpu_mode:
+            share = thread.last_share
+            if share is None or share.row is not row:
+                share = thread.shares.get(row)
+                if share is None:
+                    share = thread.shares[row] = _Share(row)
+                thread.last_share = share
+            share.period += period
+        return 0
 
     cdef Py_ssize_t _walk(self, PyFrameObject* top, bint* deep) noexcept:
         """Fill the buffer leaf first; return the number of frames kept."""

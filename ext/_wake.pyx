@@ -10,11 +10,12 @@ the GIL:
 - at the wake instant it reads the threads' CPU clocks twice, back to back:
   a thread whose clock moved between the two reads is on a CPU at that
   instant, whatever it runs (Python, or C that released the GIL); one whose
-  clock moved since the last instant but stood still between the reads, that
-  is runnable on the CPU the waker now runs on (``/proc/self/task/TID/stat``)
-  and that the scheduler took off it just before the waker got it (their
-  ``se.exec_start`` in ``.../sched`` less than ``PREEMPTED_NS`` apart), was
-  preempted by this very wake-up (a busy machine) and counts as on CPU;
+  clock moved since the last instant but stood still between the reads may
+  have been preempted by this very wake-up: when more tasks are runnable than
+  there are CPUs (``/proc/loadavg``), the one that is runnable on the CPU the
+  waker now runs on (``/proc/self/task/TID/stat``) and that the scheduler took
+  off it just before the waker got it (their ``se.exec_start`` in ``.../sched``
+  less than ``PREEMPTED_NS`` apart) counts as on CPU;
 - an instant at which no thread of the application is on a CPU ends there,
   without the GIL: an idle service pays only the wake-up;
 - on CPython 3.11 it lowers the GIL switch interval to ``switch_us`` while it
@@ -26,18 +27,15 @@ the GIL:
   plain store on 3.11 that needs no thread state; on 3.12+ it reads the
   calling thread's state, which a thread without the GIL does not have, so
   there the GIL is taken as any thread takes it (``fast_gil`` is False).
-  The version-gated part is ``ember_gil.h``.
+  The version-gated part is ``ember_cpython.h``.
 
   Where several threads wait for the GIL, they are ahead of the sampler in
   the GIL's queue, and with the lowered interval each gets the GIL for only
   ``switch_us`` before the sampler's next request moves it on: a hand-over
-  per waiting thread, each waking the sampler and the threads. The waker
-  counts the threads that had the GIL while it waited (their clocks moved by
-  more than ``switch_us``, and they were not on CPU at the instant:
-  ``overtaken``); when more than ``CONTENDED_THREADS`` do on a moving average,
-  it takes the GIL as any thread does for the next ``CALM_NS`` (counted in
-  ``contended``; the pause doubles while they keep queueing). Threads that queue for the GIL hand it over every switch
-  interval anyway, at points of their running code, where it samples them.
+  per waiting thread, each waking the sampler and that thread. That is the
+  price of seeing where the thread on CPU at the instant was: taking the GIL
+  as any thread does would see it where it next let go (an I/O call, for a
+  thread that works in bursts). The budget bounds the sampler's share.
 """
 
 from libc.stdint cimport uint64_t
@@ -55,7 +53,7 @@ cdef extern from *:
     #include <sys/syscall.h>
     #include <linux/futex.h>
 
-    #include "ember_gil.h"
+    #include "ember_cpython.h"
     #include <fcntl.h>
     #include <sched.h>
     #include <stdio.h>
@@ -138,6 +136,26 @@ cdef extern from *:
         for (; digits < 6; digits++) ns *= 10;
         return ms * 1000000LL + ns;
     }
+    /* Whether more tasks are runnable than there are CPUs (/proc/loadavg, field 4,
+       kept open in *fd): only then did this thread's wake-up take a CPU from
+       another task. 1 also when it cannot tell. */
+    static int ember_cpus_oversubscribed(int *fd, long cpus) {
+        char buf[128];
+        if (*fd < 0) *fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+        if (*fd < 0) return 1;
+        ssize_t n = pread(*fd, buf, sizeof buf - 1, 0);
+        if (n <= 0) return 1;
+        buf[n] = 0;
+        char *p = buf;
+        for (int field = 1; field < 4 && *p; p++) {
+            if (*p == ' ') field++;
+        }
+        return *p == 0 || atol(p) > cpus;
+    }
+    static long ember_cpu_count(void) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        return n > 0 ? n : 1;
+    }
     static void ember_close_fd(int *fd) {
         if (*fd >= 0) close(*fd);
         *fd = -1;
@@ -164,6 +182,8 @@ cdef extern from *:
     long long ember_thread_exec_start(int* fd, long long tid) noexcept nogil
     int ember_thread_waits_here(int* fd, long long tid) noexcept nogil
     void ember_close_fd(int* fd) noexcept nogil
+    int ember_cpus_oversubscribed(int* fd, long cpus) noexcept nogil
+    long ember_cpu_count() noexcept nogil
     long long ember_own_cpu_ns() noexcept nogil
     long long ember_process_cpu_ns() noexcept nogil
 
@@ -182,10 +202,6 @@ cdef enum:
     _SWITCH_US = 20
 
 cdef long long _PREEMPTED_NS = 100_000
-cdef double _CONTENDED_THREADS = 4.0
-cdef long long _CALM_NS = 1_000_000_000
-cdef long long _CALM_MAX_NS = 16_000_000_000
-cdef double _SMOOTHING = 0.25
 
 WAKE = _WAKE
 """``wait()``: an instant with a thread on CPU (cpu mode) or any instant (wall
@@ -203,13 +219,7 @@ SWITCH_US = _SWITCH_US
 PREEMPTED_NS = _PREEMPTED_NS
 """A thread whose clock stood still at the instant, but that the scheduler took
 off the CPU at most this long (ns) before the waker ran, was preempted by it."""
-CONTENDED_THREADS = _CONTENDED_THREADS
-"""More threads than this (moving average) had the GIL while the sampler took
-it: they queue for the GIL."""
-CALM_NS = _CALM_NS
-"""How long (ns) the waker then takes the GIL without lowering the interval; the
-pause doubles, up to ``CALM_MAX_NS``, while the threads keep queueing."""
-CALM_MAX_NS = _CALM_MAX_NS
+
 
 ctypedef struct Slot:
     clockid_t clock
@@ -282,17 +292,13 @@ cdef class Waker:
     cdef readonly long long unknown_ns
     cdef readonly long long gil_wait_ns
     cdef readonly long long gil_cpu_ns
-    cdef readonly long long contended
-    cdef readonly long long lowered
-    cdef long long _calm_until
-    cdef long long _calm_ns
-    cdef double _overtaken       # moving average of the threads that ran meanwhile
-    cdef readonly int overtaken  # ... at the last take
     cdef long long _last_wake
     cdef long long _proc_last
     cdef long long _own_last
     cdef long long _timers_tid
     cdef int _own_fd             # this thread's /proc/.../sched, for _preempted()
+    cdef int _loadavg_fd
+    cdef long _cpus
     cdef long long _own_tid
     cdef long long _own_start    # its se.exec_start at this instant, -1: not read yet
 
@@ -315,23 +321,20 @@ cdef class Waker:
         self.unknown_ns = 0
         self.gil_wait_ns = 0
         self.gil_cpu_ns = 0
-        self.contended = 0
-        self.lowered = 0
-        self._calm_until = 0
-        self._calm_ns = 0
-        self._overtaken = 0
-        self.overtaken = 0
         self._last_wake = 0
         self._proc_last = -1
         self._own_last = -1
         self._timers_tid = 0
         self._own_fd = -1
+        self._loadavg_fd = -1
+        self._cpus = ember_cpu_count()
         self._own_tid = 0
         self._own_start = -1
 
     def __dealloc__(self):
         cdef Py_ssize_t i
         ember_close_fd(&self._own_fd)
+        ember_close_fd(&self._loadavg_fd)
         for i in range(self._count):
             ember_close_fd(&self._slots[i].stat_fd)
             ember_close_fd(&self._slots[i].sched_fd)
@@ -498,17 +501,35 @@ cdef class Waker:
                     if self._slots[i].used:
                         self._slots[i].first = ember_clock_ns(self._slots[i].clock)
                 if instant:
-                    for i in range(self._count):
-                        if self._slots[i].used and self._slots[i].first > self._slots[i].look >= 0:
-                            own = ember_clock_ns(self._slots[i].clock)
-                            self._slots[i].on_cpu = own > self._slots[i].first
-                            if self._slots[i].on_cpu:
-                                self._slots[i].first = own
-                            elif self._slots[i].sampled:
-                                # Still: asleep, or preempted by this very wake-up (a
-                                # busy machine), then it was running at the instant.
-                                self._slots[i].on_cpu = self._preempted(i)
+                    self._pass_two()
         self._apply(now_ns, read and cpu_mode, instant, other, cpu_mode)
+
+    cdef void _pass_two(self) noexcept nogil:
+        """The second reading of the threads that used CPU since the last look:
+        moved again, they are on CPU; still, one of them may have been preempted
+        by this very wake-up (only when more tasks are runnable than there are
+        CPUs; looked for among the two that used the most CPU, the likeliest)."""
+        cdef Py_ssize_t i, best = -1, second = -1
+        cdef long long reading, used, best_used = -1, second_used = -1
+        for i in range(self._count):
+            if not (self._slots[i].used and self._slots[i].first > self._slots[i].look >= 0):
+                continue
+            reading = ember_clock_ns(self._slots[i].clock)
+            self._slots[i].on_cpu = reading > self._slots[i].first
+            if self._slots[i].on_cpu:
+                self._slots[i].first = reading
+            elif self._slots[i].sampled:
+                used = self._slots[i].first - self._slots[i].look
+                if used > best_used:
+                    second, second_used, best, best_used = best, best_used, i, used
+                elif used > second_used:
+                    second, second_used = i, used
+        if best < 0 or not ember_cpus_oversubscribed(&self._loadavg_fd, self._cpus):
+            return
+        if self._preempted(best):
+            self._slots[best].on_cpu = 1
+        elif second >= 0 and self._preempted(second):
+            self._slots[second].on_cpu = 1
 
     cdef bint _preempted(self, Py_ssize_t i) noexcept nogil:
         """Whether slot ``i``'s thread is runnable on the CPU this thread runs on
@@ -592,40 +613,14 @@ cdef class Waker:
             code = self._wait(interval_ns, until_ns, cpu_mode, unknown_limit_ns)
             asked = ember_monotonic_ns()
             asked_cpu = ember_own_cpu_ns()
-            lower = code == _WAKE and self.fast_gil and asked >= self._calm_until
+            lower = code == _WAKE and self.fast_gil
             if lower:
                 ember_switch_lower(self.switch_us)
         if lower:
             ember_switch_restore()
         self.gil_wait_ns = ember_monotonic_ns() - asked
         self.gil_cpu_ns = ember_own_cpu_ns() - asked_cpu
-        if lower:
-            self.lowered += 1
-            self.overtaken = self._count_overtaken()
-            self._overtaken += _SMOOTHING * (self.overtaken - self._overtaken)
-            if self._overtaken > _CONTENDED_THREADS:
-                # Probe again after a pause that doubles while the queue persists.
-                self._calm_ns = min(2 * self._calm_ns, _CALM_MAX_NS) if self._calm_ns else _CALM_NS
-                self._calm_until = asked + self._calm_ns
-                self.contended += 1
-            else:
-                self._calm_ns = 0
         return code
-
-    cdef int _count_overtaken(self) noexcept:
-        """Threads active before the instant, not on CPU at it, that used more
-        than ``switch_us`` of CPU since: they had the GIL while the sampler waited
-        for it (a thread that only woke up and queued for it uses less)."""
-        cdef Py_ssize_t i
-        cdef int count = 0
-        pthread_mutex_lock(&self._mutex)
-        for i in range(self._count):
-            if (self._slots[i].used and self._slots[i].active and not self._slots[i].on_cpu
-                    and ember_clock_ns(self._slots[i].clock)
-                    > self._slots[i].look + <long long>self.switch_us * 1000):
-                count += 1
-        pthread_mutex_unlock(&self._mutex)
-        return count
 
     cdef int _wait(self, long long interval_ns, long long until_ns, bint cpu_mode,
                    long long unknown_limit_ns) noexcept nogil:

@@ -147,13 +147,13 @@ class Collector:
     def thread_idents(self) -> list[int]:
         return list(self._threads)
 
-    def was_on_cpu(self, ident: int) -> bool:
-        """Whether the waker saw thread ``ident`` on CPU at the last instant."""
-        thread = self._threads.get(ident)
-        if thread is None or thread.slot < 0 or self.waker is None:
-            return False
-        mask = self.waker.on_cpu_mask()
-        return thread.slot < len(mask) and mask[thread.slot] != 0
+    def on_cpu_idents(self) -> list[int]:
+        """The sampled threads the waker saw on CPU at the last instant."""
+        if self.waker is None:
+            return []
+        on = self.waker.on_cpu_mask()
+        return [ident for ident, thread in self._threads.items()
+                if thread.labels is not None and 0 <= thread.slot < len(on) and on[thread.slot]]
 
     def watch(self, active: dict[int, Any], cpu_mode: bool, max_threads: int) -> None:
         """Settings of :meth:`cycle`, and a snapshot of ``active`` (threading's

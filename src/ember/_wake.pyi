@@ -5,9 +5,6 @@ STOPPED: int
 QUIET_NS: int
 SWITCH_US: int
 PREEMPTED_NS: int
-CONTENDED_THREADS: float
-CALM_NS: int
-CALM_MAX_NS: int
 
 def fast_gil_available() -> bool: ...
 def switch_interval_us() -> int: ...
@@ -28,9 +25,6 @@ class Waker:
     unknown_ns: int
     gil_wait_ns: int
     gil_cpu_ns: int
-    contended: int
-    lowered: int
-    overtaken: int
     def __init__(self, seed: int = ..., fast_gil: bool = ..., switch_us: int = ...) -> None: ...
     def add(self, native_id: int, sampled: bool = ...) -> int: ...
     def remove(self, slot: int) -> int: ...

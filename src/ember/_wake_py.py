@@ -57,13 +57,7 @@ PREEMPTED_NS = 100_000
 """A thread whose clock stood still at the instant, but that the scheduler took
 off the CPU at most this long (ns) before the compiled waker ran, was preempted
 by it."""
-CONTENDED_THREADS = 4.0
-"""More threads than this (moving average) had the GIL while the compiled twin
-took it: they queue for the GIL (it then stops lowering the interval a while)."""
-CALM_NS = 1_000_000_000
-"""How long (ns) the compiled twin then takes the GIL without lowering the interval;
-the pause doubles, up to ``CALM_MAX_NS``, while the threads keep queueing."""
-CALM_MAX_NS = 16_000_000_000
+
 
 _MASK = (1 << 64) - 1
 
@@ -132,9 +126,6 @@ class Waker:
         self.unknown_ns = 0
         self.gil_wait_ns = 0
         self.gil_cpu_ns = 0
-        self.contended = 0
-        self.lowered = 0
-        self.overtaken = 0
         self._last_wake = 0
         self._proc_last = -1
         self._own_last = -1

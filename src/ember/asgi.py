@@ -281,7 +281,7 @@ def _in_request(state: _State, func: Callable[..., T], *args: Any) -> T:
     try:
         endpoint = state.endpoint()
         if endpoint is not None and not state.done:
-            registry.enter_thread((("endpoint", endpoint),))
+            registry.enter_thread(registry.labels(endpoint))
             entered = True
             start = time.thread_time_ns()
     except Exception:

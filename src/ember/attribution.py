@@ -25,6 +25,7 @@ from typing import Any
 from ember.profile import Labels
 
 BACKGROUND = "background"
+_BACKGROUND_LABELS: Labels = (("endpoint", BACKGROUND),)
 OTHER = "other"
 OTHER_METHOD = "_OTHER"
 """The method of requests whose method is not a standard HTTP one (as
@@ -65,6 +66,7 @@ class Attribution:
         self.active = False
         self._lock = threading.Lock()
         self._endpoints: set[str] = set()
+        self._labels: dict[str, Labels] = {}  # bounded like the endpoints
         self._threads: dict[int, Labels] = {}
         self._tasks: dict[asyncio.Task[Any], Labels] = {}
         self._task_cpu: dict[asyncio.Task[Any], int] = {}
@@ -93,6 +95,14 @@ class Attribution:
 
     def endpoints(self) -> set[str]:
         return set(self._endpoints)
+
+    def labels(self, endpoint: str) -> Labels:
+        """The request labels of ``endpoint``: one object per endpoint, so that a
+        sampler can tell by identity that a thread still serves the same one."""
+        labels = self._labels.get(endpoint)
+        if labels is None:
+            labels = self._labels[endpoint] = (("endpoint", endpoint),)
+        return labels
 
     # -- requests -----------------------------------------------------------------
     def activate(self) -> None:
@@ -169,6 +179,7 @@ class Attribution:
         """Forget every request, endpoint and loop (tests; a new process)."""
         with self._lock:
             self._endpoints.clear()
+            self._labels.clear()
             self._threads.clear()
             self._tasks.clear()
             self._task_cpu.clear()
@@ -186,20 +197,23 @@ class Attribution:
         """The request labels of a thread now: its own request, or its loop's
         current task's; ``background`` outside requests once active, else None."""
         loop = self._loops.get(ident)
-        if loop is not None:
-            task = current_task(loop)
-            if task is not None:
-                labels = self._tasks.get(task)
-                if labels is not None:
-                    return labels
-                if self._children:
-                    adopted = self._children.get(task)
-                    if adopted is not None:
-                        return adopted[0]
+        return self.labels_of_task(current_task(loop) if loop is not None else None, ident)
+
+    def labels_of_task(self, task: asyncio.Task[Any] | None, ident: int) -> Labels | None:
+        """:meth:`labels_of` for a thread whose loop runs ``task`` now (None:
+        none, or not a loop thread). The same request gives the same object."""
+        if task is not None:
+            labels = self._tasks.get(task)
+            if labels is not None:
+                return labels
+            if self._children:
+                adopted = self._children.get(task)
+                if adopted is not None:
+                    return adopted[0]
         labels = self._threads.get(ident)
         if labels is not None:
             return labels
-        return ((("endpoint", BACKGROUND),)) if self.active else None
+        return _BACKGROUND_LABELS if self.active else None
 
 
 def _adopt_children(loop: asyncio.AbstractEventLoop, registry: Attribution) -> None:

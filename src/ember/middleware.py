@@ -105,7 +105,7 @@ def begin(method: str, endpoint: str, *, asyncio_task: bool = False) -> Request 
     """Register a request that starts now on this thread (or this asyncio task)."""
     try:
         method = http_method(method)  # clients choose methods: keep labels bounded
-        labels = (("endpoint", endpoint),)
+        labels = requests.labels(endpoint)
         if asyncio_task:
             task = asyncio.current_task()
             requests.enter_task(labels, task)
@@ -124,7 +124,7 @@ def relabel(request: Request | None, endpoint: str) -> None:
         return
     try:
         request.endpoint = endpoint
-        labels = (("endpoint", endpoint),)
+        labels = requests.labels(endpoint)
         if request.task is not None:
             requests.enter_task(labels, request.task)
         else:

@@ -103,8 +103,6 @@ class Sampler:
         self._interval_ns = int(cfg.interval * 1e9)
         self._cost_ns = 0.0
         self._gil_wait_ns = 0.0
-        self._gil_cpu_ns = 0.0
-        self._cycle_cpu_ns = 0.0
         self._unknown_quiet_until = 0
         self._last_cycle = 0
         self._next_refresh = 0
@@ -112,6 +110,8 @@ class Sampler:
         self._threads_seen: dict[int, threading.Thread] = {}
         self._requests_seen = -1
         self._applied: dict[int, Labels] = {}
+        self._request_seen: dict[int, Labels | None] = {}  # cpu mode: last request applied
+        self._label_sets: dict[tuple[str, Labels | None], Labels] = {}
         self._skipped: set[int] = set()  # ember's own threads, registered as never sampled
         self._cpu_mode = cfg.mode == "cpu"
         self._max_threads = cfg.max_threads
@@ -183,12 +183,7 @@ class Sampler:
                     if code == wake.WAKE:
                         self._gil_wait_ns += COST_SMOOTHING * (waker.gil_wait_ns
                                                                - self._gil_wait_ns)
-                        self._gil_cpu_ns += COST_SMOOTHING * (waker.gil_cpu_ns
-                                                              - self._gil_cpu_ns)
-                        before = time.thread_time_ns()
                         self._cycle(waker.wake_ns)
-                        self._cycle_cpu_ns += COST_SMOOTHING * (time.thread_time_ns() - before
-                                                                - self._cycle_cpu_ns)
                     else:
                         self._housekeeping(watch_unknown > 0
                                            and waker.unknown_ns > watch_unknown)
@@ -275,8 +270,11 @@ class Sampler:
         last, self._last_cycle = self._last_cycle, now
         cycle_ns = now - last if last else self._interval_ns
         with self._lock:
-            # Requests began or ended, or event loops switch tasks: relabel threads.
-            if requests.version != self._requests_seen or requests.loop_threads():
+            # Label the threads about to be sampled with their requests now.
+            if self._cpu_mode:
+                if requests.active:
+                    self._follow_on_cpu()
+            elif requests.version != self._requests_seen or requests.loop_threads():
                 self._follow_requests()
             # Names due for a re-read: register threads first (the collector itself
             # notices threads that started or exited, and too many threads).
@@ -313,15 +311,37 @@ class Sampler:
                 self._seal(now)
 
     def _follow_requests(self) -> None:
-        """Relabel the threads whose requests changed; credit loop CPU to tasks."""
-        loops = requests.loop_threads()
+        """Wall mode: relabel every thread whose request may have changed."""
         if requests.version != self._requests_seen:
             self._requests_seen = requests.version
             self._relabel(list(self._applied))
-        elif loops:
-            self._relabel(list(loops))
-        if loops:
-            self._credit_tasks()
+        else:
+            self._relabel(list(requests.loop_threads()))
+
+    def _follow_on_cpu(self) -> None:
+        """Cpu mode: only the threads on CPU at the instant are sampled. Label
+        them with their requests now (the others when they next are on CPU), and
+        credit the period to the task running on an event loop thread: the
+        per-request CPU of asyncio requests, the same estimate as the samples'."""
+        loops = requests.loop_threads()
+        period = self._waker.period_ns
+        seen = self._request_seen
+        for ident in self._collector.on_cpu_idents():
+            loop = loops.get(ident) if loops else None
+            task = current_task(loop) if loop is not None else None
+            if task is not None:  # between tasks: the loop's own work, nobody's request
+                requests.credit_task(task, period)
+            request = requests.labels_of_task(task, ident)
+            if request is seen.get(ident, ()):  # the same endpoint: the same object
+                continue
+            seen[ident] = request
+            thread = self._registered.get(ident)
+            if thread is None or ident not in self._applied:  # unknown, or never sampled
+                continue
+            labels = self._with_thread_name(thread.name, request)
+            if labels != self._applied[ident]:
+                self._applied[ident] = labels
+                self._collector.set_thread(ident, thread.native_id or 0, labels)
 
     def _catch_up(self, now: int, cycle_ns: int, taken: int) -> int:
         """The rest of a cycle the collector could not do alone (lock held).
@@ -399,21 +419,32 @@ class Sampler:
                 collector.drop_thread(ident)
                 fresh.add(ident)
             registered[ident] = thread
+            self._request_seen.pop(ident, None)
             labels = self._applied[ident] = self._labels_of(ident, thread)
             collector.set_thread(ident, thread.native_id or 0, labels)
         for ident in registered.keys() - frames.keys():
             collector.drop_thread(ident)
             del registered[ident]
             self._applied.pop(ident, None)
+            self._request_seen.pop(ident, None)
             self._skipped.discard(ident)
         self._next_refresh = self._clock() + THREAD_REFRESH_NS
         return fresh
 
     def _labels_of(self, ident: int, thread: threading.Thread) -> Labels:
         """The thread's name, with the labels of the request it serves now."""
-        request = requests.labels_of(ident)
-        base = (("thread", thread.name),)
-        return tuple(sorted(base + request)) if request else base
+        return self._with_thread_name(thread.name, requests.labels_of(ident))
+
+    def _with_thread_name(self, name: str, request: Labels | None) -> Labels:
+        """``request``'s labels and the thread's name, as one (cached) label set."""
+        key = (name, request)
+        labels = self._label_sets.get(key)
+        if labels is None:
+            if len(self._label_sets) >= 4096:  # names and endpoints are bounded; still
+                self._label_sets.clear()
+            base = (("thread", name),)
+            labels = self._label_sets[key] = tuple(sorted(base + request)) if request else base
+        return labels
 
     def _relabel(self, idents: Iterable[int]) -> None:
         """Re-apply request labels to registered threads whose labels changed."""
@@ -425,19 +456,6 @@ class Sampler:
             if labels != self._applied.get(ident):
                 self._applied[ident] = labels
                 self._collector.set_thread(ident, thread.native_id or 0, labels)
-
-    def _credit_tasks(self) -> None:
-        """Credit the sampling period to the task running on each event loop
-        thread that was on CPU at the instant: the per-request CPU of asyncio
-        requests (the same estimate as the samples' weights)."""
-        period = self._waker.period_ns
-        collector = self._collector
-        for ident, loop in list(requests.loop_threads().items()):
-            if not collector.was_on_cpu(ident):
-                continue
-            task = current_task(loop)
-            if task is not None:  # between tasks: the loop's own work, nobody's request
-                requests.credit_task(task, period)
 
     def _seal(self, now: int) -> None:
         """Move the current tables into a sealed window. Caller holds the lock."""
@@ -507,9 +525,6 @@ class Sampler:
             "idle_wakes": self._waker.idle_wakes,
             "truthful": self.truthful,
             "gil_wait": self._gil_wait_ns / 1e9,
-            "gil_cpu": self._gil_cpu_ns / 1e9,
-            "sample_cpu": self._cycle_cpu_ns / 1e9,
-            "contended": self._waker.contended,
             "threads": len(self._collector.thread_idents()),
             "windows": len(self._windows),
             "native_id": self._native_id,

@@ -1,4 +1,5 @@
-/* ember's one version-gated use of CPython internals: the GIL switch interval.
+/* ember's version-gated uses of CPython internals, all in this one place: the
+ * GIL switch interval, and the thread a thread state belongs to.
  *
  * While the sampler takes the GIL it lowers the switch interval, so the thread
  * holding the GIL is asked to hand it over after `fast` microseconds instead of
@@ -13,8 +14,8 @@
  * the last to get the GIL restores it, unless the application set another one
  * meanwhile (then the application's value stays).
  */
-#ifndef EMBER_GIL_H
-#define EMBER_GIL_H
+#ifndef EMBER_CPYTHON_H
+#define EMBER_CPYTHON_H
 
 #include <Python.h>
 #include <errno.h>
@@ -32,9 +33,9 @@
 #  define EMBER_FAST_GIL 0
 #endif
 
-static int ember_fast_gil_available(void) { return EMBER_FAST_GIL; }
+static inline int ember_fast_gil_available(void) { return EMBER_FAST_GIL; }
 
-static unsigned long ember_switch_get(void) {
+static inline unsigned long ember_switch_get(void) {
 #if EMBER_FAST_GIL
     return _PyEval_GetSwitchInterval();
 #else
@@ -42,7 +43,7 @@ static unsigned long ember_switch_get(void) {
 #endif
 }
 
-static void ember_switch_set(unsigned long us) {
+static inline void ember_switch_set(unsigned long us) {
 #if EMBER_FAST_GIL
     _PyEval_SetSwitchInterval(us);
 #else
@@ -50,13 +51,13 @@ static void ember_switch_set(unsigned long us) {
 #endif
 }
 
-static pthread_mutex_t ember_switch_lock = PTHREAD_MUTEX_INITIALIZER;
-static int ember_switch_holders = 0;
-static int ember_switch_lowered = 0;
-static unsigned long ember_switch_saved = 0;
-static unsigned long ember_switch_fast = 0;
+static pthread_mutex_t ember_switch_lock __attribute__((unused)) = PTHREAD_MUTEX_INITIALIZER;
+static int ember_switch_holders __attribute__((unused)) = 0;
+static int ember_switch_lowered __attribute__((unused)) = 0;
+static unsigned long ember_switch_saved __attribute__((unused)) = 0;
+static unsigned long ember_switch_fast __attribute__((unused)) = 0;
 
-static void ember_switch_lower(unsigned long fast) {
+static inline void ember_switch_lower(unsigned long fast) {
     pthread_mutex_lock(&ember_switch_lock);
     if (ember_switch_holders++ == 0) {
         unsigned long current = ember_switch_get();
@@ -70,7 +71,7 @@ static void ember_switch_lower(unsigned long fast) {
     pthread_mutex_unlock(&ember_switch_lock);
 }
 
-static void ember_switch_restore(void) {
+static inline void ember_switch_restore(void) {
     pthread_mutex_lock(&ember_switch_lock);
     if (ember_switch_holders > 0 && --ember_switch_holders == 0 && ember_switch_lowered) {
         if (ember_switch_get() == ember_switch_fast)  /* else the application set one */
@@ -80,9 +81,22 @@ static void ember_switch_restore(void) {
     pthread_mutex_unlock(&ember_switch_lock);
 }
 
+/* The thread a thread state belongs to (threading.get_ident() of it): the
+   thread_id field of CPython's thread state (Include/cpython/pystate.h, read
+   with the GIL held, compiled against the running version's headers); 0 where
+   ember does not know the field (the caller then takes sys._current_frames()). */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030F0000
+#  define EMBER_THREAD_IDS 1
+static inline unsigned long ember_tstate_ident(PyThreadState *tstate) { return tstate->thread_id; }
+#else
+#  define EMBER_THREAD_IDS 0
+static inline unsigned long ember_tstate_ident(PyThreadState *tstate) { (void)tstate; return 0; }
+#endif
+static inline int ember_thread_ids_available(void) { return EMBER_THREAD_IDS; }
+
 /* In a fork child: no sampler thread; the forking thread may have copied a
    lowered interval, or the lock held by a thread the child lacks. */
-static void ember_gil_after_fork(void) {
+static inline void ember_gil_after_fork(void) {
     pthread_mutex_init(&ember_switch_lock, NULL);
     if (ember_switch_lowered && ember_switch_get() == ember_switch_fast)
         ember_switch_set(ember_switch_saved);
