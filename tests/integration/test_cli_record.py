@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -122,3 +123,29 @@ def test_console_script_is_installed() -> None:
     result = subprocess.run([str(ember_bin), "--help"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0 and "record" in result.stdout
+
+
+def test_records_at_the_rate_asked_and_says_when_it_could_not(
+        tmp_path: Path, script: Path, python_env: dict[str, str]) -> None:
+    """A development tool, like py-spy record: no budget unless --budget is given."""
+    out = tmp_path / "out.pb.gz"
+    result = ember_cli("record", "-o", str(out), "--rate", "400", "--",
+                       sys.executable, str(script), "1.0", "0", env=python_env)
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"sampled (\d+) times a second \(asked 400\)", result.stderr)
+    assert match, result.stderr
+    if ember.implementation() == "cython":
+        assert int(match.group(1)) >= 200  # a loaded CI machine still keeps most of it
+        assert "far below" not in result.stderr
+        assert ember.load(out).totals().samples >= 200
+    else:  # waits for the GIL, handed over every 5 ms: at most ~200 a second, and says why
+        assert "far below" not in result.stderr or "switch interval" in result.stderr
+    # A budget no sampler can keep stretches the interval: the summary says so.
+    starved = ember_cli("record", "-o", str(out), "--rate", "400", "--budget", "0.0001", "--",
+                        sys.executable, str(script), "1.0", "0", env=python_env)
+    assert starved.returncode == 0, starved.stderr
+    assert "far below the asked rate" in starved.stderr
+    assert "--budget 0 keeps the rate" in starved.stderr
+    bad = ember_cli("record", "-o", str(out), "--budget", "2", "--",
+                    sys.executable, str(script), "0.1", "0", env=python_env)
+    assert bad.returncode == 2 and "budget" in bad.stderr and "Traceback" not in bad.stderr

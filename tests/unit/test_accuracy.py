@@ -12,15 +12,15 @@ event, 5% of runs), 0.52 pp at n = 7,800 (2 pp = 3.85 sd, about 1 run in
 9,000 per share). So the test samples at up to 2 kHz until the sampler holds
 8,000 samples (~7,800 of them in the two functions, about 6 s) and requires
 at least 2,000 even on a slow machine. At that rate several samples land in
-every block, so the real error is smaller still: over 10 runs per
-implementation its sd was 0.3 pp, with no bias. cpu_ns shares weight each
-sample by a CPU delta whose spread (uniform +-50% intervals) adds about 4% to
-the sd.
+every block, so the real error is smaller still. cpu_ns shares weigh each
+sample by its period, calibrated per thread to the thread's clock.
 
-A sampler needs the GIL, which a CPU-bound thread hands over only every
-switch interval (5 ms by default, capping sampling near 150 Hz); the test
-lowers the switch interval to 0.5 ms for the run so that 8,000 samples fit in
-seconds. ``python benchmarks/accuracy.py`` checks the default interval at 100 Hz.
+The pure-Python sampler takes the GIL as any thread does, which a CPU-bound
+thread hands over only every switch interval (5 ms by default, capping
+sampling near 150 Hz); the test lowers the switch interval to 0.5 ms for the
+run so that 8,000 samples fit in seconds with both implementations (the
+compiled one asks for the GIL itself). ``python benchmarks/accuracy.py``
+checks the default interval at 100 Hz.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ recorded.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import runpy
 import sys
@@ -25,20 +27,28 @@ _LAUNCHER_FILES = {__file__, runpy.__file__, "<frozen runpy>"}
 
 
 class _Recording:
-    def __init__(self, output: str, sampler: Sampler) -> None:
+    def __init__(self, output: str, sampler: Sampler, status: str | None = None) -> None:
         self.output = output
         self.sampler = sampler
+        self.status = status
         self._lock = threading.Lock()
         self.done = threading.Event()
 
     def finish(self) -> None:
-        """Stop sampling and write the profile, once."""
+        """Stop sampling and write the profile (and the sampler's figures), once."""
         with self._lock:
             if self.done.is_set():
                 return
             self.done.set()
             profile = self.sampler.stop().trim_roots(_is_launcher_frame)
             formats.dump(profile, self.output)
+            if self.status:
+                stats = self.sampler.stats()
+                with contextlib.suppress(OSError), open(self.status, "w") as f:
+                    json.dump({"rate": stats["rate"], "asked": self.sampler.config.rate,
+                               "budget": self.sampler.config.budget,
+                               "samples": stats["samples"], "wakes": stats["wakes"],
+                               "truthful": stats["truthful"]}, f)
 
 
 def _is_launcher_frame(frame: Frame) -> bool:
@@ -55,7 +65,7 @@ def _show_progress(recording: _Recording) -> None:
     started = time.monotonic()
     while not recording.done.wait(1.0):
         stats = recording.sampler.stats()
-        sys.stderr.write(f"\rember: {stats['samples']} samples, "
+        sys.stderr.write(f"\rember: {stats['samples']} samples, {stats['rate']:.0f}/s, "
                          f"{time.monotonic() - started:.0f} s ")
         sys.stderr.flush()
     sys.stderr.write("\r\x1b[K")
@@ -85,9 +95,12 @@ def main() -> None:
     rate = os.environ.pop("EMBER_RECORD_RATE", None)
     mode = os.environ.pop("EMBER_RECORD_MODE", None)
     duration = os.environ.pop("EMBER_RECORD_DURATION", None)
+    budget = os.environ.pop("EMBER_RECORD_BUDGET", None)
+    status = os.environ.pop("EMBER_RECORD_STATUS", None)
+    # A development tool, like py-spy record: the rate asked, no budget unless given.
     config = Config.from_env(rate=float(rate) if rate else None, mode=mode, window=0,
-                             max_windows=1)
-    recording = _Recording(output, Sampler(config).start())
+                             max_windows=1, budget=float(budget) if budget else 0.0)
+    recording = _Recording(output, Sampler(config).start(), status)
     if os.environ.pop("EMBER_RECORD_PROGRESS", None):
         EmberThread(target=_show_progress, args=(recording,), daemon=True,
                     name="ember-progress").start()

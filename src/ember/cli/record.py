@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import tempfile
+from typing import Any
 
 import ember
 from ember import formats, pyspy
@@ -31,6 +35,9 @@ class Record(Command):
                                  ".txt/.folded (collapsed), .pb.gz/.pprof, .json (speedscope), "
                                  ".svg (flamegraph)")
         parser.add_argument("--rate", type=float, help="samples per second (default 100)")
+        parser.add_argument("--budget", type=float,
+                            help="sampler CPU as a fraction of one core (default: none, the "
+                                 "rate asked is kept; services use 0.01)")
         parser.add_argument("--mode", choices=MODES, help="cpu (default) or wall")
         parser.add_argument("--duration", type=float,
                             help="stop recording after this many seconds (the program goes on)")
@@ -53,7 +60,7 @@ class Record(Command):
         if command[:1] == ["--"]:
             command = command[1:]
         formats.for_path(args.output)  # refuse an unknown extension before running anything
-        Config.from_env(rate=args.rate, mode=args.mode)  # and invalid settings
+        Config.from_env(rate=args.rate, mode=args.mode, budget=args.budget)  # and bad settings
         if args.duration is not None and args.duration <= 0:
             raise EmberError(f"--duration={args.duration}: expected seconds > 0")
         if args.pid is not None or args.backend == "py-spy":
@@ -65,8 +72,12 @@ class Record(Command):
 
         env = dict(os.environ)
         env["EMBER_RECORD_OUTPUT"] = os.path.abspath(args.output)
+        status = tempfile.NamedTemporaryFile(prefix="ember-record-", suffix=".json",
+                                             delete=False)
+        status.close()
+        env["EMBER_RECORD_STATUS"] = status.name
         for key, value in (("RATE", args.rate), ("MODE", args.mode),
-                           ("DURATION", args.duration)):
+                           ("DURATION", args.duration), ("BUDGET", args.budget)):
             if value is not None:
                 env["EMBER_RECORD_" + key] = str(value)
         if sys.stderr.isatty():
@@ -85,7 +96,8 @@ class Record(Command):
             code = child.wait()
         finally:
             signal.signal(signal.SIGINT, previous)
-        report(args.output)
+            sampled = read_status(status.name)
+        report(args.output, sampled)
         return code if code >= 0 else 128 - code
 
     def _with_pyspy(self, args: argparse.Namespace, command: list[str]) -> int:
@@ -128,8 +140,42 @@ def split_python_command(command: list[str]) -> tuple[str, list[str], list[str]]
     return interpreter, options, rest
 
 
-def report(output: str) -> None:
-    """One line on stderr about what was written."""
+def read_status(path: str) -> dict[str, Any] | None:
+    """What the recorded program's sampler said about itself (and remove the file)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    try:
+        status = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return status if isinstance(status, dict) else None
+
+
+def rate_line(status: dict[str, Any]) -> str:
+    """The achieved sampling rate against the asked one, and why it fell short."""
+    rate, asked = float(status.get("rate", 0)), float(status.get("asked", 0))
+    line = f"sampled {rate:.0f} times a second (asked {asked:g})"
+    if asked and rate < 0.8 * asked:
+        if status.get("budget"):
+            why = (f"the {float(status['budget']):.1%} CPU budget stretched the interval; "
+                   "--budget 0 keeps the rate")
+        elif not status.get("truthful", True):
+            why = ("this sampler waits for the GIL as any thread does, which a busy thread "
+                   "hands over once per switch interval")
+        else:
+            why = "the machine or the program kept the sampler from waking on time"
+        line += f": far below the asked rate ({why})"
+    return line
+
+
+def report(output: str, status: dict[str, Any] | None = None) -> None:
+    """One line on stderr about what was written (and how fast it was sampled)."""
     if os.path.exists(output) and os.path.getsize(output) == 0:
         print(f"ember record: wrote 0 samples to {output}", file=sys.stderr)
         return
@@ -140,5 +186,6 @@ def report(output: str) -> None:
               "ember could write it, or took no sample)", file=sys.stderr)
         return
     total = profile.totals()
+    rate = f"; {rate_line(status)}" if status else ""
     print(f"ember record: wrote {total.samples} samples ({len(profile.stacks)} stacks) "
-          f"to {output}", file=sys.stderr)
+          f"to {output}{rate}", file=sys.stderr)
