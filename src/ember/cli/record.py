@@ -72,10 +72,9 @@ class Record(Command):
 
         env = dict(os.environ)
         env["EMBER_RECORD_OUTPUT"] = os.path.abspath(args.output)
-        status = tempfile.NamedTemporaryFile(prefix="ember-record-", suffix=".json",
-                                             delete=False)
-        status.close()
-        env["EMBER_RECORD_STATUS"] = status.name
+        fd, status_path = tempfile.mkstemp(prefix="ember-record-", suffix=".json")
+        os.close(fd)
+        env["EMBER_RECORD_STATUS"] = status_path
         for key, value in (("RATE", args.rate), ("MODE", args.mode),
                            ("DURATION", args.duration), ("BUDGET", args.budget)):
             if value is not None:
@@ -96,7 +95,7 @@ class Record(Command):
             code = child.wait()
         finally:
             signal.signal(signal.SIGINT, previous)
-            sampled = read_status(status.name)
+            sampled = read_status(status_path)
         report(args.output, sampled)
         return code if code >= 0 else 128 - code
 
