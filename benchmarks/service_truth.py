@@ -29,6 +29,7 @@ import json
 import os
 import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -76,21 +77,37 @@ def start_server(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[b
     else:
         argv = [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "4", "-w", "1",
                 "-b", f"127.0.0.1:{port}", "--log-level", "warning", "truth_apps:flask_app"]
-    proc = subprocess.Popen(argv, env=env, cwd=HERE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - the server's stderr, closed by stop_server
+    proc = subprocess.Popen(argv, env=env, cwd=HERE, stdout=subprocess.DEVNULL, stderr=log)
+    proc.log = log  # type: ignore[attr-defined]
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"{app} server exited: {proc.stderr.read().decode()[-2000:]}"
-                               if proc.stderr else "server exited")
+            log.seek(0)
+            raise RuntimeError(f"{app} server exited: {log.read().decode()[-2000:]}")
         try:
             get(port, "/_truth")
             return proc
         except OSError:
             if time.monotonic() > deadline:
-                proc.kill()
+                stop_server(proc)
                 raise RuntimeError(f"{app} server did not start") from None
             time.sleep(0.1)
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> str:
+    """Stop the server; return what it wrote on stderr."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log = proc.log  # type: ignore[attr-defined]
+    log.seek(0)
+    text: str = log.read().decode(errors="replace")
+    log.close()
+    return text
 
 
 def serving_pid(pid: int) -> int:
@@ -213,8 +230,7 @@ def measure(app: str, seconds: float = 14.0, clients: int = 4,
             dumped = json.loads(get(port, f"/_profile?path={path}"))
             profile = spy["profile"] if backend == "py-spy" else ember.load(path)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server_log = stop_server(proc)
     names = FUNCTIONS[app]
     value = "samples" if backend == "py-spy" else "cpu"
     seen = function_cpu(profile, names, value)
@@ -234,7 +250,51 @@ def measure(app: str, seconds: float = 14.0, clients: int = 4,
             "functions": {k: {"seen": seen[k], "true": true[k],
                               "ratio": seen[k] / true[k] if true[k] else 0.0} for k in names},
             "wait_share": share, "wait_leaves": leaves, "per_request": per_request,
-            "stats": dumped.get("stats", {})}
+            "stats": dumped.get("stats", {}), "log": server_log[-4000:]}
+
+
+IO_SYSCALLS = frozenset((
+    "__x64_sys_sendto", "__x64_sys_sendmsg", "__x64_sys_write", "__x64_sys_writev",
+    "__x64_sys_recvfrom", "__x64_sys_recvmsg", "__x64_sys_read", "__x64_sys_readv",
+    "__x64_sys_epoll_wait", "__x64_sys_epoll_pwait", "__x64_sys_epoll_ctl", "__x64_sys_poll",
+    "__x64_sys_select", "__x64_sys_pselect6", "__x64_sys_accept", "__x64_sys_accept4",
+    "__x64_sys_shutdown", "__x64_sys_close",
+))
+
+
+def syscall_floor(app: str, seconds: float, clients: int) -> dict[str, float] | None:
+    """The share of the server's CPU really spent inside I/O system calls, from
+    ``perf record -g`` of the serving process (no sampler of ember's running):
+    what the wait/select/accept/write leaves could rightly hold. None without perf."""
+    perf = shutil.which("perf")
+    if perf is None:
+        return None
+    port = free_port()
+    proc = start_server(app, port, {"EMBER_DISABLE": "1"})
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "perf.data")
+            loader = threading.Thread(target=load, args=(app, port, seconds, clients))
+            loader.start()
+            time.sleep(min(1.0, seconds / 4))
+            subprocess.run([perf, "record", "-q", "-F", "2000", "-g", "-p",
+                            str(serving_pid(proc.pid)), "-o", data, "--", "sleep",
+                            str(seconds / 2)], capture_output=True, check=False)
+            loader.join()
+            script = subprocess.run([perf, "script", "-i", data], capture_output=True,
+                                    text=True, check=False).stdout
+    finally:
+        stop_server(proc)
+    total = io = futex = 0
+    for block in script.split("\n\n"):
+        symbols = {line.split()[1].split("+")[0] for line in block.splitlines()[1:]
+                   if len(line.split()) > 1}
+        if not symbols:
+            continue
+        total += 1
+        io += bool(symbols & IO_SYSCALLS)
+        futex += "__x64_sys_futex" in symbols
+    return {"io": io / total, "futex": futex / total, "samples": total} if total else None
 
 
 def report(result: dict[str, Any]) -> list[tuple[str, bool]]:
@@ -270,6 +330,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--anchor", action="store_true", help="also run py-spy on the service")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON")
+    parser.add_argument("--syscall-floor", action="store_true",
+                        help="also measure with perf the server CPU really spent in I/O "
+                             "system calls (the floor under the wait-leaf share)")
     args = parser.parse_args()
     apps = ("fastapi", "flask") if args.app == "both" else (args.app,)
     print(f"service_truth.py: {args.clients} clients, {args.seconds:.0f} s per run, "
@@ -283,6 +346,14 @@ def main() -> None:
             judged = report(result)
             if backend == "ember":
                 verdicts += judged
+        if args.syscall_floor:
+            floor = syscall_floor(app, args.seconds, args.clients)
+            if floor is None:
+                print("  syscall floor: perf is not installed (apt-get install linux-perf)")
+            else:
+                print(f"  syscall floor ({app}, perf, {floor['samples']:.0f} samples, no ember): "
+                      f"{floor['io']:.1%} of the server's CPU inside I/O system calls, "
+                      f"{floor['futex']:.1%} in futex (GIL and lock hand-overs)")
     if args.json:
         print(json.dumps(results, indent=1))
     print()
