@@ -15,7 +15,8 @@ EXTENSIONS = [
               depends=["ext/ember_cpython.h"]),
     Extension("ember._folded", ["ext/_folded.pyx"]),
     Extension("ember._flame", ["ext/_flame.pyx"]),
-    Extension("ember._wake", ["ext/_wake.pyx"], include_dirs=["ext"], depends=["ext/ember_cpython.h"]),
+    Extension("ember._wake", ["ext/_wake.pyx"], include_dirs=["ext"],
+              depends=["ext/ember_cpython.h", "ext/ember_threads.h"]),
 ]
 
 

@@ -93,7 +93,6 @@ from __future__ import annotations
 import collections
 import gc
 import logging
-import os
 import threading
 import time
 import weakref
@@ -101,7 +100,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from ember import api, middleware
+from ember import _process, api, middleware
 from ember.attribution import BACKGROUND, OTHER
 from ember.profile import Frame, Profile
 from ember.sampler import EmberThread, Sampler
@@ -444,4 +443,4 @@ def _after_fork_in_child() -> None:
             log.exception("ember: could not restart the metrics feeder after fork")
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_process.after_fork(_after_fork_in_child)

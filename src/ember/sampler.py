@@ -14,13 +14,10 @@ application: errors are counted and logged once.
 
 from __future__ import annotations
 
-import atexit
 import collections
-import contextlib
 import gc
 import logging
 import math
-import os
 import random
 import sys
 import threading
@@ -29,19 +26,17 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ember import _impl
-from ember.attribution import current_task
-from ember.attribution import registry as requests
+from ember import _impl, _process
+from ember._process import EmberThread, repair_native_id, sampler_idents
 from ember.config import Config
 from ember.errors import ProfilerStateError
 from ember.gcstats import GcMonitor
-from ember.profile import Labels, Metadata, Profile, merge
+from ember.profile import Metadata, Profile, merge
+from ember.threads import ThreadTable
 from ember.window import Window
 
 log = logging.getLogger("ember")
 
-THREAD_REFRESH_NS = 1_000_000_000
-"""How often thread names and the list of live threads are re-read."""
 MAX_CONSECUTIVE_ERRORS = 100
 """After this many failing cycles in a row the sampler stops itself."""
 COST_SMOOTHING = 0.1
@@ -51,20 +46,17 @@ UNKNOWN_QUIET_NS = 1_000_000_000
 (native threads of a C library), how long the waker stops asking for another."""
 
 _live_samplers: weakref.WeakSet[Sampler] = weakref.WeakSet()
-_sampler_idents: set[int] = set()  # every sampler thread skips all of these
-
 
 _warned_untruthful = False
+_learned_cost_ns = 0.0
+"""The cost per wake-up the last running sampler of this process measured."""
 
 
-# threading's ident -> Thread registry, compared once per cycle (in C, Threads by
-# identity) to notice a thread that started or exited, e.g. one that took a dead
-# thread's ident. Without it (another Python), threads are re-read every second.
-_ACTIVE: dict[int, threading.Thread] = getattr(threading, "_active", {})
+def _remember_cost(cost_ns: float) -> None:
+    global _learned_cost_ns
+    _learned_cost_ns = cost_ns
 
-
-class EmberThread(threading.Thread):
-    """A thread of ember's own (samplers, progress, timers): never sampled."""
+__all__ = ["EmberThread", "Sampler", "running_samplers"]
 
 
 class Sampler:
@@ -101,19 +93,15 @@ class Sampler:
                                                   self._waker)
         self._windows: collections.deque[Window] = collections.deque(maxlen=cfg.max_windows)
         self._interval_ns = int(cfg.interval * 1e9)
-        self._cost_ns = 0.0
+        # A sampler started again (a test, a toggle, a fork child) starts from the
+        # cost per wake-up the last one learned, not from none: no burst at full rate.
+        self._cost_ns = _learned_cost_ns
         self._gil_wait_ns = 0.0
         self._unknown_quiet_until = 0
         self._last_cycle = 0
-        self._next_refresh = 0
-        self._registered: dict[int, threading.Thread | None] = {}
-        self._threads_seen: dict[int, threading.Thread] = {}
-        self._requests_seen = -1
-        self._applied: dict[int, Labels] = {}
-        self._request_seen: dict[int, Labels | None] = {}  # cpu mode: last request applied
-        self._label_sets: dict[tuple[str, Labels | None], Labels] = {}
-        self._skipped: set[int] = set()  # ember's own threads, registered as never sampled
         self._cpu_mode = cfg.mode == "cpu"
+        self._threads = ThreadTable(self._collector, self._waker, cpu_mode=self._cpu_mode,
+                                    max_threads=cfg.max_threads, clock=self._clock)
         self._max_threads = cfg.max_threads
         self._window_start = self._clock()
         self._window_start_unix = time.time()
@@ -162,7 +150,7 @@ class Sampler:
     # -- the sampling thread ------------------------------------------------------
     def _run(self) -> None:
         ident = threading.get_ident()
-        _sampler_idents.add(ident)
+        sampler_idents.add(ident)
         self._native_id = threading.get_native_id()
         self._warn_if_untruthful()
         waker, wake = self._waker, self._wake
@@ -174,7 +162,8 @@ class Sampler:
         try:
             while True:
                 interval = self._mean_interval_ns()
-                until = min(self._seal_at, self._next_refresh, time.monotonic_ns() + 10**12)
+                until = min(self._seal_at, self._threads.next_refresh,
+                            time.monotonic_ns() + 10**12)
                 watch_unknown = interval // 2 if self._clock() >= self._unknown_quiet_until else 0
                 code = waker.wait(interval, int(until), self._cpu_mode, watch_unknown)
                 if code == wake.STOPPED or self._stopping or sys.is_finalizing():
@@ -201,8 +190,9 @@ class Sampler:
                 # Each wake-up since the last return weighs in the average alike.
                 weight = 1 - (1 - COST_SMOOTHING) ** wakes
                 self._cost_ns += weight * (cost / wakes - self._cost_ns)
+                _remember_cost(self._cost_ns)
         finally:
-            _sampler_idents.discard(ident)
+            sampler_idents.discard(ident)
             self._stopping = True  # a sampler that gave up stays stopped, even in a fork child
 
     def _warn_if_untruthful(self) -> None:
@@ -270,17 +260,12 @@ class Sampler:
         last, self._last_cycle = self._last_cycle, now
         cycle_ns = now - last if last else self._interval_ns
         with self._lock:
-            # Label the threads about to be sampled with their requests now.
-            if self._cpu_mode:
-                if requests.active:
-                    self._follow_on_cpu()
-            elif requests.version != self._requests_seen or requests.loop_threads():
-                self._follow_requests()
+            self._threads.follow()  # the threads about to be sampled: their requests now
             # Names due for a re-read: register threads first (the collector itself
             # notices threads that started or exited, and too many threads).
             collector = self._collector
             taken = -1
-            if now < self._next_refresh:
+            if now < self._threads.next_refresh:
                 # Leave out the caller when a test calls this directly.
                 taken = collector.cycle(now, cycle_ns,
                                         0 if self._thread is not None else threading.get_ident())
@@ -296,12 +281,12 @@ class Sampler:
         """Seal the window and look for new threads when due, between instants."""
         now = self._clock()
         with self._lock:
-            if now >= self._next_refresh or unknown_cpu or self._threads_seen != _ACTIVE:
+            if now >= self._threads.next_refresh or unknown_cpu or self._threads.changed():
                 enabled = gc.isenabled()
                 if enabled:
                     gc.disable()
                 try:
-                    fresh = self._refresh_threads(sys._current_frames())
+                    fresh = self._threads.refresh(sys._current_frames())
                 finally:
                     if enabled:
                         gc.enable()
@@ -309,39 +294,6 @@ class Sampler:
                     self._unknown_quiet_until = now + UNKNOWN_QUIET_NS
             if now >= self._seal_at:
                 self._seal(now)
-
-    def _follow_requests(self) -> None:
-        """Wall mode: relabel every thread whose request may have changed."""
-        if requests.version != self._requests_seen:
-            self._requests_seen = requests.version
-            self._relabel(list(self._applied))
-        else:
-            self._relabel(list(requests.loop_threads()))
-
-    def _follow_on_cpu(self) -> None:
-        """Cpu mode: only the threads on CPU at the instant are sampled. Label
-        them with their requests now (the others when they next are on CPU), and
-        credit the period to the task running on an event loop thread: the
-        per-request CPU of asyncio requests, the same estimate as the samples'."""
-        loops = requests.loop_threads()
-        period = self._waker.period_ns
-        seen = self._request_seen
-        for ident in self._collector.on_cpu_idents():
-            loop = loops.get(ident) if loops else None
-            task = current_task(loop) if loop is not None else None
-            if task is not None:  # between tasks: the loop's own work, nobody's request
-                requests.credit_task(task, period)
-            request = requests.labels_of_task(task, ident)
-            if request is seen.get(ident, ()):  # the same endpoint: the same object
-                continue
-            seen[ident] = request
-            thread = self._registered.get(ident)
-            if thread is None or ident not in self._applied:  # unknown, or never sampled
-                continue
-            labels = self._with_thread_name(thread.name, request)
-            if labels != self._applied[ident]:
-                self._applied[ident] = labels
-                self._collector.set_thread(ident, thread.native_id or 0, labels)
 
     def _catch_up(self, now: int, cycle_ns: int, taken: int) -> int:
         """The rest of a cycle the collector could not do alone (lock held).
@@ -365,12 +317,12 @@ class Sampler:
             if taken < 0:
                 # A thread started or exited (its ident may now be another thread's),
                 # or names are due for a re-read: register threads before sampling.
-                if now >= self._next_refresh or self._threads_seen != _ACTIVE:
-                    self._refresh_threads(frames)
+                if now >= self._threads.next_refresh or self._threads.changed():
+                    self._threads.refresh(frames)
                 chosen = frames
                 if len(frames) > self._max_threads:
                     # ember's own threads are never sampled: keep them out of the draw.
-                    candidates = [k for k in frames if k not in self._skipped]
+                    candidates = [k for k in frames if k not in self._threads.skipped]
                     keys = self._rng.sample(candidates, min(self._max_threads, len(candidates)))
                     chosen = {k: frames[k] for k in keys}
                 taken = collector.collect(chosen, now, cycle_ns, cpu_mode)
@@ -378,7 +330,7 @@ class Sampler:
                 chosen = frames
             # Threads still unknown, or whose clock died: register and sample them.
             if collector.missing or collector.gone:
-                fresh = self._refresh_threads(frames)
+                fresh = self._threads.refresh(frames)
                 if fresh:
                     taken += collector.collect({k: chosen[k] for k in fresh if k in chosen},
                                                now, cycle_ns, cpu_mode)
@@ -386,76 +338,6 @@ class Sampler:
         finally:
             if enabled:
                 gc.enable()
-
-    def _refresh_threads(self, frames: dict[int, Any]) -> set[int]:
-        """Register the threads in ``frames`` and forget those gone.
-
-        Returns the idents registered afresh: new threads, and threads that
-        reuse the ident of one that exited (idents are recycled at once).
-        """
-        collector = self._collector
-        self._threads_seen = dict(_ACTIVE)
-        collector.watch(_ACTIVE, self._cpu_mode, self._max_threads)
-        known = {t.ident: t for t in threading.enumerate()}
-        registered = self._registered
-        fresh = set()
-        for ident in frames:
-            thread = known.get(ident)
-            if isinstance(thread, EmberThread) or ident in _sampler_idents:
-                if registered.get(ident, None) is not thread:
-                    # None: never sampled; its CPU is watched so it is not "unknown"
-                    collector.set_thread(ident, (thread.native_id or 0) if thread else 0, None)
-                    registered[ident] = thread
-                    self._skipped.add(ident)
-                continue
-            self._skipped.discard(ident)
-            if thread is None:  # unknown to threading: no CPU clock, wall mode only
-                if ident not in registered and ident not in _sampler_idents:
-                    collector.set_thread(ident, 0, (("thread", f"thread-{ident}"),))
-                    registered[ident] = None
-                    fresh.add(ident)
-                continue
-            if registered.get(ident, thread) is not thread or ident not in registered:
-                collector.drop_thread(ident)
-                fresh.add(ident)
-            registered[ident] = thread
-            self._request_seen.pop(ident, None)
-            labels = self._applied[ident] = self._labels_of(ident, thread)
-            collector.set_thread(ident, thread.native_id or 0, labels)
-        for ident in registered.keys() - frames.keys():
-            collector.drop_thread(ident)
-            del registered[ident]
-            self._applied.pop(ident, None)
-            self._request_seen.pop(ident, None)
-            self._skipped.discard(ident)
-        self._next_refresh = self._clock() + THREAD_REFRESH_NS
-        return fresh
-
-    def _labels_of(self, ident: int, thread: threading.Thread) -> Labels:
-        """The thread's name, with the labels of the request it serves now."""
-        return self._with_thread_name(thread.name, requests.labels_of(ident))
-
-    def _with_thread_name(self, name: str, request: Labels | None) -> Labels:
-        """``request``'s labels and the thread's name, as one (cached) label set."""
-        key = (name, request)
-        labels = self._label_sets.get(key)
-        if labels is None:
-            if len(self._label_sets) >= 4096:  # names and endpoints are bounded; still
-                self._label_sets.clear()
-            base = (("thread", name),)
-            labels = self._label_sets[key] = tuple(sorted(base + request)) if request else base
-        return labels
-
-    def _relabel(self, idents: Iterable[int]) -> None:
-        """Re-apply request labels to registered threads whose labels changed."""
-        for ident in idents:
-            thread = self._registered.get(ident)
-            if thread is None or ident not in self._applied:  # unknown, or never sampled
-                continue
-            labels = self._labels_of(ident, thread)
-            if labels != self._applied.get(ident):
-                self._applied[ident] = labels
-                self._collector.set_thread(ident, thread.native_id or 0, labels)
 
     def _seal(self, now: int) -> None:
         """Move the current tables into a sealed window. Caller holds the lock."""
@@ -478,7 +360,7 @@ class Sampler:
             duration=(now - self._window_start) / 1e9,
             period=cfg.interval,
             mode=cfg.mode,
-            pids=(os.getpid(),),
+            pids=(_process.pid(),),
             host=cfg.host,
             service=cfg.service,
             version=cfg.version,
@@ -539,34 +421,7 @@ class Sampler:
             self.start()
 
 
-def repair_native_id() -> None:
-    """Give threads that kept their parent's native id across a fork their own.
-
-    CPython 3.11 keeps the forking thread's native id in the child, so its CPU
-    clock would be read from a thread of the parent. Repaired at fork when ember
-    was imported before it, and when a sampler starts: a pre-forking server
-    (gunicorn without ``--preload``) imports ember only in the worker. The main
-    thread of a fork child is the forking thread, whose kernel id is the pid.
-    """
-    with contextlib.suppress(Exception):
-        current = threading.current_thread()
-        if current.native_id != threading.get_native_id() and hasattr(current, "_native_id"):
-            current._native_id = threading.get_native_id()
-        main, pid = threading.main_thread(), os.getpid()
-        if (main.native_id != pid and hasattr(main, "_native_id")
-                and not os.path.exists(f"/proc/self/task/{main.native_id}")
-                and os.path.exists(f"/proc/self/task/{pid}")):
-            main._native_id = pid
-
-
 def _after_fork_in_child() -> None:
-    _sampler_idents.clear()
-    repair_native_id()
-    for name in ("ember._wake", "ember._wake_py"):  # no lowered switch interval in a child
-        module = sys.modules.get(name)
-        if module is not None:
-            with contextlib.suppress(Exception):
-                module.after_fork_in_child()
     for sampler in list(_live_samplers):
         try:
             sampler._after_fork_in_child()
@@ -586,5 +441,5 @@ def running_samplers() -> Iterable[Sampler]:
     return [s for s in list(_live_samplers) if s.running]
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(_stop_all_at_exit)
+_process.after_fork(_after_fork_in_child)
+_process.at_exit(_stop_all_at_exit)

@@ -25,12 +25,11 @@ once, and the request goes on.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from ember import middleware
+from ember import _process, middleware
 from ember.attribution import normalise_path, registry
 
 Environ = dict[str, Any]
@@ -45,15 +44,6 @@ _CALL_KEY = "ember.call"
 UNMATCHED = "[unmatched]"
 """Route of requests no framework route matched (``GET [unmatched]``)."""
 
-_process = os.getpid()  # kept current at fork: os.getpid() is a system call per request
-
-
-def _forked() -> None:
-    global _process
-    _process = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
 
 
 class _Call:
@@ -215,8 +205,8 @@ class EmberMiddleware:
             registry.max_endpoints = max_endpoints
 
     def _ensure_sampler(self) -> None:
-        if _process != self._pid:
-            self._pid = _process
+        if _process.pid() != self._pid:  # kept current at fork: no system call per request
+            self._pid = _process.pid()
             middleware.ensure_sampler(self.start_sampler, **self.sampler_settings)
             if not self.start_sampler:
                 registry.activate()

@@ -75,7 +75,7 @@ def test_cpu_mode_weights_busy_thread_by_its_cpu_and_skips_blocked_one(
         sampler.start()
         busy_t.start()
         # The busy thread is registered before it starts burning CPU.
-        assert wait_until(lambda: busy_t.ident in sampler._registered)
+        assert wait_until(lambda: busy_t.ident in sampler._threads.registered)
         go.set()
         assert done.wait(30)
         wakes = sampler.stats()["wakes"]
