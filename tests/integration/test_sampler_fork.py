@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from typing import Any
 
 import pytest
 
-from ember import Sampler
+from ember import Sampler, _impl
 from sampling import FaultyCollector, frame_names, run_in_fork, spin_cpu, wait_until
 
 
@@ -104,3 +105,20 @@ def test_self_stopped_sampler_stays_stopped_in_fork_child(implementation: str) -
     assert report["running"] is False
 
 
+
+
+@pytest.mark.skipif(not _impl.module("wake", "cython").fast_gil_available(),
+                    reason="needs CPython 3.11 to lower the switch interval")
+def test_a_fork_child_gets_the_switch_interval_back() -> None:
+    """Forked while a sampler had the switch interval lowered (it was taking the
+    GIL), the child starts with the application's interval."""
+    wake = _impl.module("wake", "cython")
+    before = sys.getswitchinterval()
+    wake.lower_switch_interval(20)
+    try:
+        assert sys.getswitchinterval() == pytest.approx(20e-6)
+        report = run_in_fork(lambda: {"interval": sys.getswitchinterval()})
+    finally:
+        wake.restore_switch_interval()
+    assert report["interval"] == pytest.approx(before)
+    assert sys.getswitchinterval() == pytest.approx(before)

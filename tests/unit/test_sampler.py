@@ -691,3 +691,24 @@ def test_stats_keys_and_values(implementation: str) -> None:
     after = sampler.stats()
     assert after["running"] is False
     assert after["samples"] == final.totals().samples >= stats["samples"]
+
+
+def test_idle_instants_take_no_cycle(implementation: str) -> None:
+    """cpu mode: when no thread used CPU at an instant, the sampler does not sample
+    (the compiled waker does not even take the GIL); it only woke up."""
+    with blocked_threads(4, "idle"):
+        sampler = Sampler(implementation=implementation, rate=200, budget=0, window=0)
+        try:
+            sampler.start()
+            time.sleep(0.05)
+            before = sampler.stats()
+            time.sleep(0.4)
+            after = sampler.stats()
+        finally:
+            profile = sampler.stop()
+    wakes = after["wakes"] - before["wakes"]
+    assert wakes >= 20
+    # (this thread's own sleep may be caught waking up: a few instants at most)
+    assert after["idle_wakes"] - before["idle_wakes"] >= wakes - 3
+    assert after["cycles"] - before["cycles"] <= 3
+    assert not any(name.startswith("idle-") for name in by_thread(profile))
