@@ -70,19 +70,21 @@ class Service:
 
     def __init__(self, busy: bool, threads: int = 8, depth: int = 50) -> None:
         self.done = threading.Event()
+        self.served = [0] * threads  # handler rounds done per thread: the service's work
         target = self._serve if busy else self._block
-        self.threads = [threading.Thread(target=at_depth, args=(depth - 1, target),
+        self.threads = [threading.Thread(target=at_depth, args=(depth - 1, target, i),
                                          name=f"app-{i}", daemon=True) for i in range(threads)]
         for thread in self.threads:
             thread.start()
         time.sleep(0.2)
 
-    def _serve(self) -> None:
+    def _serve(self, index: int) -> None:
         while not self.done.is_set():
             for handler, rounds in HANDLERS.items():
                 handler(rounds)
+            self.served[index] += 1
 
-    def _block(self) -> None:
+    def _block(self, index: int) -> None:
         self.done.wait()
 
     def tids(self) -> list[int]:
@@ -183,11 +185,13 @@ def batch(service: Service, variant: str, seconds: float) -> dict[str, float]:
     time.sleep(0.05)  # let it settle into its rhythm
     tids = service.tids()
     cycles0, t0 = extra.count(), time.monotonic_ns()
+    served0 = sum(service.served)
     own0 = counters(extra.tid) if extra.tid else None
     app0 = [counters(t) for t in tids]
     time.sleep(seconds)
     own1 = counters(extra.tid) if extra.tid else None
     cycles, t1 = extra.count() - cycles0, time.monotonic_ns()
+    served = sum(service.served) - served0
     app1 = [counters(t) for t in tids]
     info = extra.stop()
     rate = cycles / ((t1 - t0) / 1e9)
@@ -195,7 +199,7 @@ def batch(service: Service, variant: str, seconds: float) -> dict[str, float]:
     app_cpu, sw = rates(app0, app1)
     return {"cycles": cycles, "rate": rate, "cpu_per_s": cpu,
             "cpu_per_cycle": cpu / rate if rate else 0.0, "switches_per_s": sw,
-            "app_cpu_per_s": app_cpu, **info}
+            "app_cpu_per_s": app_cpu, "work_per_s": served / ((t1 - t0) / 1e9), **info}
 
 
 def median(rows: list[dict[str, float]], key: str) -> float:
@@ -219,13 +223,13 @@ def report(name: str, results: dict[str, list[dict[str, float]]]) -> None:
     print(f"\n{name} service, 8 threads at depth ~50 "
           f"({len(results['ember'])} rounds; medians):")
     print(f"  {'variant':<8} {'cycles/s':>9} {'CPU/cycle us':>13} {'CPU/s ms':>9} "
-          f"{'app switches/s':>15} {'app CPU/s ms':>13}")
+          f"{'app switches/s':>15} {'app CPU/s ms':>13} {'app work/s':>11}")
     for variant in VARIANTS:
         rows = results[variant]
         print(f"  {variant:<8} {median(rows, 'rate'):9.1f} "
               f"{median(rows, 'cpu_per_cycle') / 1e3:13.1f} "
               f"{median(rows, 'cpu_per_s') / 1e6:9.3f} {median(rows, 'switches_per_s'):15.1f} "
-              f"{median(rows, 'app_cpu_per_s') / 1e6:13.1f}")
+              f"{median(rows, 'app_cpu_per_s') / 1e6:13.1f} {median(rows, 'work_per_s'):11.1f}")
     ember = results["ember"]
     if ember and "gil_share" in ember[0]:
         print(f"  ember took the GIL at {median(ember, 'gil_share'):.0%} of its wake-ups, "
@@ -271,6 +275,10 @@ def main() -> None:
         print(f"\n  app switches per cycle beyond 'none': ember {statistics.median(ember_sw):.2f}, "
               f"python {statistics.median(python_sw):.2f}")
         verdicts.append(("busy: app switches per cycle, ember over python", sw, 1.1))
+        for variant in ("python", "ember"):
+            work = statistics.median(pair_ratios(busy, variant, "none", "work_per_s"))
+            print(f"  the service's work per second with {variant} beside it / with none: "
+                  f"{work:.4f} (median of pairs)")
     print()
     for what, value, limit in verdicts:
         print(f"{what}: {value:.3f} (target <= {limit}): {'PASS' if value <= limit else 'FAIL'}")

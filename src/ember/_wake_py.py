@@ -126,6 +126,7 @@ class Waker:
         self.unknown_ns = 0
         self.gil_wait_ns = 0
         self.gil_cpu_ns = 0
+        self.queued = 0
         self._last_wake = 0
         self._proc_last = -1
         self._own_last = -1

@@ -407,6 +407,7 @@ class Sampler:
             "idle_wakes": self._waker.idle_wakes,
             "truthful": self.truthful,
             "gil_wait": self._gil_wait_ns / 1e9,
+            "gil_queue": self._waker.queued,
             "threads": len(self._collector.thread_idents()),
             "windows": len(self._windows),
             "native_id": self._native_id,

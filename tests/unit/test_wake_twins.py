@@ -349,3 +349,27 @@ def test_the_switch_interval_is_the_applications_again() -> None:
         assert sys.getswitchinterval() == pytest.approx(10e-6)
     finally:
         sys.setswitchinterval(before)
+
+
+@fast_gil
+def test_a_long_queue_for_the_gil_is_counted() -> None:
+    """With threads queueing for the GIL, the waker sees them take it while it
+    waits (and lowers the interval less, not to pass the GIL round them)."""
+    with spinning(6) as threads:
+        waker = CY.Waker(5)
+        for thread in threads:
+            waker.add(thread.native_id)
+        waker.begin(time.monotonic_ns(), 2 * MS)
+        queued = []
+        for _ in range(30):
+            assert waker.wait(2 * MS, time.monotonic_ns() + 10**9, True) == CY.WAKE
+            queued.append(waker.queued)
+    assert max(queued) >= 2, queued
+    assert sys.getswitchinterval() == pytest.approx(0.005)
+    with spinning(1) as threads:  # nobody else: no queue
+        waker = CY.Waker(5)
+        waker.add(threads[0].native_id)
+        waker.begin(time.monotonic_ns(), 2 * MS)
+        for _ in range(10):
+            waker.wait(2 * MS, time.monotonic_ns() + 10**9, True)
+            assert waker.queued == 0
