@@ -98,6 +98,17 @@ def server_env(python_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def check_metrics(base: str, endpoint: str) -> None:
+    """The app's own /metrics (served as the README shows) holds ember's request series."""
+    response = httpx.get(base + "/metrics", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    wanted = f'ember_request_cpu_seconds_count{{endpoint="{endpoint}",method="GET"}}'
+    counts = [float(line.rsplit(" ", 1)[1]) for line in response.text.splitlines()
+              if line.startswith(wanted)]
+    assert counts and counts[0] > 5, response.text[:2000]
+
+
 def check_attribution(profile: Profile, expected: dict[str, str]) -> None:
     shares = {function: share_in(profile, function, endpoint)[0]
               for function, endpoint in expected.items()}
@@ -111,6 +122,7 @@ def test_gunicorn_flask_samples_land_in_their_endpoint(
         done = load(base, ["/alpha", "/beta", "/items/17"])
         assert all(n > 5 for n in done.values()), done
         profile = fetch_profile(base)
+        check_metrics(base, "GET /items/{item_id}")
     endpoints = profile.label_values("endpoint")
     assert {"GET /alpha", "GET /beta", "GET /items/{item_id}"} <= endpoints
     assert not any("/items/17" in e for e in endpoints), endpoints  # templates, not raw paths
@@ -127,6 +139,7 @@ def test_gunicorn_django_samples_land_in_their_endpoint(
         done = load(base, ["/alpha", "/beta/3", "/items/17"])
         assert all(n > 5 for n in done.values()), done
         profile = fetch_profile(base)
+        check_metrics(base, "GET /beta/{pk}")
     endpoints = profile.label_values("endpoint")
     assert {"GET /alpha", "GET /beta/{pk}", "GET /items/{item_id}"} <= endpoints
     check_attribution(profile, {

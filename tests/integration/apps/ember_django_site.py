@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.urls import path, re_path
 from ember_burn import burn_alpha, burn_beta, burn_items, dump_profile
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 DEBUG = False
 SECRET_KEY = "ember-tests-only"
@@ -36,9 +37,15 @@ def profile(request: HttpRequest) -> HttpResponse:
     return HttpResponse(dump_profile().encode())
 
 
+def metrics(request: HttpRequest) -> HttpResponse:
+    """/metrics as the README shows it for Django."""
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
 urlpatterns = [
     path("alpha", alpha),
     re_path(r"^beta/(?P<pk>[0-9]+)$", beta),
     path("items/<int:item_id>", item),
     path("_profile", profile),
+    path("metrics", metrics),
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import flask
 from ember_burn import burn_alpha, burn_beta, burn_items, dump_profile
+from prometheus_client import make_wsgi_app
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 import ember.flask
 
@@ -34,3 +36,5 @@ def profile() -> str:
 
 
 ember.flask.init_app(app)
+# /metrics as the README shows it for Flask: outside ember's middleware, beside the app
+app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/metrics": make_wsgi_app()})  # type: ignore[method-assign]
