@@ -52,11 +52,11 @@ def python_env() -> dict[str, str]:
 @pytest.fixture
 def clean_registry() -> Iterator[None]:
     """The process-wide attribution registry, empty before and after the test."""
-    cap = registry.max_endpoints
+    cap, new_paths, clock = registry.max_endpoints, registry.max_new_paths, registry.clock
     registry.reset()
     yield
     registry.reset()
-    registry.max_endpoints = cap
+    registry.max_endpoints, registry.max_new_paths, registry.clock = cap, new_paths, clock
 
 
 @pytest.fixture

@@ -8,11 +8,16 @@ Usage::
 
 For every ``http`` request the middleware registers the request's asyncio task
 (:func:`ember.middleware.begin`) under a provisional endpoint label -- the
-``label(scope)`` callable if one was given, else the path with ids replaced
+``label(scope)`` callable if one was given, else the path (``scope["path"]``,
+text the server decoded; else ``raw_path``'s bytes as UTF-8) with ids replaced
 (:func:`ember.attribution.normalise_path`). As soon as Starlette's router picks
 a route (it writes ``scope["route"]``) the request is relabelled with the
 route template (``GET /items/{item_id}``); the same is checked again when the
-response starts. The request ends exactly once: when the response body (and
+response starts. Once the router picked a route for one request the app is
+known to route: later requests are ``METHOD [unrouted]`` until routed, and one
+still without a route when its response starts is ``METHOD [unmatched]`` if
+that is a 404 (else its path's label), so that paths a scanner makes up never
+become labels. The request ends exactly once: when the response body (and
 trailers, if announced) is complete, or when the app returns or raises (status
 500 for an exception, 0 for a client that went away).
 
@@ -43,11 +48,12 @@ import contextvars
 import functools
 import threading
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeVar
 
 from ember import middleware
-from ember.attribution import normalise_path, registry
+from ember.attribution import UNMATCHED, UNROUTED, normalise_path, registry
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,10 +67,11 @@ T = TypeVar("T")
 class _State:
     """One request in flight, as the middleware, the scope hook and workers see it."""
 
-    __slots__ = ("done", "method", "mounts", "request", "root_path", "route_label")
+    __slots__ = ("done", "method", "mounts", "owner", "request", "root_path", "route_label")
 
-    def __init__(self, method: str, root_path: str) -> None:
+    def __init__(self, method: str, root_path: str, owner: EmberMiddleware) -> None:
         self.method = method
+        self.owner = owner
         self.root_path = root_path
         self.mounts = ""  # the declared paths of the Mounts routed through so far
         self.request: middleware.Request | None = None
@@ -89,11 +96,20 @@ class _State:
                 if isinstance(root, str) and len(root) > len(self.root_path) \
                         and root.startswith(self.root_path):  # under a prefix ember did not see
                     template = normalise_path(root[len(self.root_path):]) + template
+            self.owner.routed = True
             self.route_label = registry.endpoint(self.method, template)
             if not self.done:
                 middleware.relabel(self.request, self.route_label)
         except Exception:
             middleware._failed("reading the route")
+
+    def no_route(self, scope: Scope, status: int) -> None:
+        """The response starts and the routing app picked no route."""
+        if status == 404:
+            self.route_label = registry.endpoint(self.method, UNMATCHED)
+        else:
+            self.route_label = registry.path_endpoint(self.method, request_path(scope))
+        middleware.relabel(self.request, self.route_label)
 
     def endpoint(self) -> str | None:
         return self.request.endpoint if self.request is not None else None
@@ -116,6 +132,19 @@ def _mount_path(route: Any) -> str | None:
         path = getattr(route, "path", None)
         return path if isinstance(path, str) else None
     return None
+
+
+def request_path(scope: Scope) -> str:
+    """The request's path: ``scope["path"]`` (the server decoded the client's
+    bytes as UTF-8), else ``raw_path`` decoded the same way (invalid sequences
+    become U+FFFD)."""
+    path = scope.get("path")
+    if isinstance(path, str):
+        return path
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes):
+        return urllib.parse.unquote_to_bytes(raw.split(b"?", 1)[0]).decode("utf-8", "replace")
+    return "/"
 
 
 _current: contextvars.ContextVar[_State | None] = contextvars.ContextVar(
@@ -166,6 +195,9 @@ class EmberMiddleware:
     ``max_endpoints`` caps the process-wide number of endpoint labels. Other
     keyword settings go to :func:`ember.start` when ``start_sampler`` is true.
     """
+
+    routed = False
+    """Whether the app routes (its router picked a route for one request)."""
 
     def __init__(
         self,
@@ -218,6 +250,8 @@ class EmberMiddleware:
                         route = inner.get("route")
                         if route is not None:
                             state.route_seen(inner, route)
+                        elif self.routed and self.label is None:
+                            state.no_route(inner, status)
                 elif kind == "http.response.body":
                     complete = not message.get("more_body", False) and not trailers
                 elif kind == "http.response.trailers":
@@ -244,16 +278,19 @@ class EmberMiddleware:
     def _begin(self, scope: Scope) -> tuple[_State | None, Scope]:
         try:
             method = str(scope.get("method", ""))
-            route = self.label(scope) if self.label is not None else \
-                normalise_path(str(scope.get("path", "/")))
-            state = _State(method, str(scope.get("root_path", "")))
+            state = _State(method, str(scope.get("root_path", "")), self)
             inner = _Scope(scope, state)
         except Exception:
             middleware._failed("registering a request")
             return None, scope
         try:
-            state.request = middleware.begin(
-                method, registry.endpoint(method, route), asyncio_task=True)
+            if self.label is not None:
+                endpoint = registry.endpoint(method, self.label(scope))
+            elif self.routed:
+                endpoint = registry.endpoint(method, UNROUTED)
+            else:
+                endpoint = registry.path_endpoint(method, request_path(scope))
+            state.request = middleware.begin(method, endpoint, asyncio_task=True)
         except Exception:
             middleware._failed("registering a request")
         return state, inner

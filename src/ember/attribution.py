@@ -7,21 +7,29 @@ task, because concurrent requests interleave on one loop thread. Writing is a
 dict assignment and a version bump; the sampler re-reads threads only when the
 version moved, so an idle registry costs it one integer comparison per cycle.
 
-Endpoint labels are route templates (``GET /items/{item_id}``), never raw
-paths, and at most ``max_endpoints`` distinct ones exist: the rest share
-``other``. Once any middleware is active, samples outside a request carry
-``background``.
+Endpoint labels are route templates (``GET /items/{item_id}``) where the
+framework routes, and at most ``max_endpoints`` distinct ones exist: the rest
+share ``other``. Where no framework routes, the label is the raw path,
+normalised (:func:`normalise_path`), and at most ``max_new_paths`` such labels
+are new in any minute, so that a scanner cannot take all the labels before the
+real endpoints appear. Every label is printable and at most
+:data:`MAX_ROUTE_CHARS` long after its method (:func:`clean_route`). Once any
+middleware is active, samples outside a request carry ``background``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import re
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
+from ember.config import Config
 from ember.profile import Labels
 
 BACKGROUND = "background"
@@ -33,14 +41,40 @@ OpenTelemetry's ``http.request.method``): clients choose methods freely, and
 labels must stay bounded."""
 METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
                      "TRACE", "PATCH", "QUERY"))
+UNMATCHED = "[unmatched]"
+"""Route of requests that matched none of the framework's routes (``GET [unmatched]``)."""
+UNROUTED = "[unrouted]"
+"""Route of a request of a routing framework until the framework has routed it."""
+MAX_ROUTE_CHARS = 128
+"""Characters of a label after its method at most; longer ones end in ``…``."""
+MAX_PATH_CHARS = 1024
+"""Characters of a raw path that are normalised (the rest cannot reach a label)."""
+NEW_PATHS_PERIOD = 60.0
+"""Seconds over which at most ``max_new_paths`` new path labels are made."""
+REPLACEMENT = "\ufffd"
+"""What a character that is not printable becomes in a label."""
 
 
 def http_method(method: str) -> str:
     """``method`` if it is a standard HTTP method (or empty), else ``_OTHER``."""
     return method if method in METHODS or not method else OTHER_METHOD
 
+
+def clean_route(route: str) -> str:
+    """``route`` fit for a label: each character that is not printable (controls
+    such as CR and LF, format characters such as bidi overrides, separators
+    other than the space, lone surrogates) becomes U+FFFD, and beyond
+    :data:`MAX_ROUTE_CHARS` characters it is cut, ending in ``…``."""
+    if not route.isprintable():
+        route = "".join(ch if ch.isprintable() else REPLACEMENT for ch in route)
+    if len(route) > MAX_ROUTE_CHARS:
+        route = route[:MAX_ROUTE_CHARS - 1] + "…"
+    return route
+
+
 _ID_SEGMENT = re.compile(
     r"^(?:\d+"                                    # 12345
+    r"|\d+(?:[.,:_-]\d+)+"                         # 2024-01-31, 1.5, 12:30
     r"|[0-9a-fA-F]{8}(?:-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}"  # a uuid
     r"|(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{12,}"          # long hex with a digit
     r"|(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{16,})$")  # long token mixing digits
@@ -60,8 +94,16 @@ def normalise_path(path: str) -> str:
 class Attribution:
     """The registry of running requests (one per process: :data:`registry`)."""
 
-    def __init__(self, max_endpoints: int = 200) -> None:
+    def __init__(self, max_endpoints: int = 200,
+                 max_new_paths: int = Config.max_new_paths,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.max_endpoints = max_endpoints
+        self.max_new_paths = max_new_paths
+        """New labels made from raw paths per minute at most (:meth:`path_endpoint`)."""
+        self.clock = clock
+        """Seconds, monotonic: when a minute of new path labels is over."""
+        self._new_paths = 0
+        self._new_paths_since = -math.inf
         self.version = 0
         self.active = False
         self._lock = threading.Lock()
@@ -81,15 +123,43 @@ class Attribution:
     def endpoint(self, method: str, route: str) -> str:
         """``METHOD route``, or ``other`` once ``max_endpoints`` labels exist.
 
-        A method that is not a standard HTTP one counts as ``_OTHER``.
+        For routes the application declares (a framework's route templates, a
+        ``label`` callable's text). A method that is not a standard HTTP one
+        counts as ``_OTHER``; the route goes through :func:`clean_route`.
         """
         method = http_method(method)
         label = f"{method} {route}" if method else route
         if label in self._endpoints:
             return label
+        return self._admit(method, route, from_path=False)
+
+    def path_endpoint(self, method: str, path: str) -> str:
+        """The label of a raw path no framework routed: ``METHOD`` and the path
+        normalised (:func:`normalise_path`), as :meth:`endpoint` does; a label
+        not seen before is made only while fewer than ``max_new_paths`` were
+        made in the last minute (first come, first served), else ``other``."""
+        method = http_method(method)
+        route = normalise_path(path[:MAX_PATH_CHARS])
+        label = f"{method} {route}" if method else route
+        if label in self._endpoints:
+            return label
+        return self._admit(method, route, from_path=True)
+
+    def _admit(self, method: str, route: str, *, from_path: bool) -> str:
+        route = clean_route(route)
+        label = f"{method} {route}" if method else route
         with self._lock:
+            if label in self._endpoints:
+                return label
             if len(self._endpoints) >= self.max_endpoints:
                 return OTHER
+            if from_path:
+                now = self.clock()
+                if now - self._new_paths_since >= NEW_PATHS_PERIOD:
+                    self._new_paths_since, self._new_paths = now, 0
+                if self._new_paths >= self.max_new_paths:
+                    return OTHER
+                self._new_paths += 1
             self._endpoints.add(label)
         return label
 
@@ -185,6 +255,7 @@ class Attribution:
             self._task_cpu.clear()
             self._children.clear()
             self._loops.clear()
+            self._new_paths, self._new_paths_since = 0, -math.inf
             self.active = False
             self.version += 1
 

@@ -16,6 +16,7 @@ from typing import Any
 from ember.errors import ConfigError
 
 MODES = ("cpu", "wall")
+MIB = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,14 @@ class Config:
     """Seconds per sealed window; 0 keeps one window for the whole run."""
     max_windows: int = 360
     """Sealed windows kept in memory (the oldest are dropped)."""
+    max_history_bytes: int = 64 * MIB
+    """Bytes the sealed windows kept in memory may take (estimated as each window
+    is sealed); the oldest are dropped beyond, and a window that alone takes
+    more keeps its heaviest stacks, the rest counting into ``[truncated]``."""
+    max_new_paths: int = 30
+    """New endpoint labels made from raw paths (requests no framework routed)
+    per minute at most; beyond, such requests share ``other`` (labels made
+    earlier keep working). 0: raw paths never get a label of their own."""
     service: str = ""
     version: str = ""
     host: str = dataclasses.field(default_factory=socket.gethostname)
@@ -56,6 +65,10 @@ class Config:
     """``EMBER_DISABLE=1`` turns :func:`ember.start` into a no-op."""
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type == "int":
+                _check(type(value) is int, field.name, value, "a whole number")
         _check(0 < self.rate <= 10_000, "rate", self.rate, "a frequency in (0, 10000] Hz")
         _check(self.mode in MODES, "mode", self.mode, "one of " + ", ".join(MODES))
         _check(0 <= self.budget <= 1, "budget", self.budget, "a fraction in [0, 1]")
@@ -66,6 +79,9 @@ class Config:
         _check(self.max_depth >= 2, "max_depth", self.max_depth, "at least 2")
         _check(self.window >= 0, "window", self.window, "seconds >= 0")
         _check(self.max_windows >= 1, "max_windows", self.max_windows, "at least 1")
+        _check(self.max_history_bytes >= MIB, "max_history_bytes", self.max_history_bytes,
+               f"at least 1 MiB ({MIB} bytes)")
+        _check(self.max_new_paths >= 0, "max_new_paths", self.max_new_paths, "at least 0")
 
     @property
     def interval(self) -> float:

@@ -5,12 +5,15 @@ measured. The sampler starts when Django loads its middleware (in each worker
 process), with the settings of an optional ``EMBER`` dict in the Django
 settings: ``{"start_sampler": True, "max_endpoints": 200, "rate": 100, ...}``.
 
-A request is labelled with its normalised raw path until URL resolution, then
-(in ``process_view``) with its route template: ``items/<int:item_id>`` becomes
+A request is labelled ``METHOD [unrouted]`` until URL resolution, then (in
+``process_view``) with its route template: ``items/<int:item_id>`` becomes
 ``GET /items/{item_id}``, a ``re_path`` regex ``^items/(?P<pk>\\d+)/$`` becomes
-``GET /items/{pk}/``. Requests that resolve to no view keep the normalised
-path (capped like every label). The request ends when Django's WSGI handler
-closes the response, so streaming responses are measured whole.
+``GET /items/{pk}/``. A request that reached no view (a middleware answered
+it) is labelled with the route its path resolves to, and one whose path
+resolves to none (a 404 of the resolver) ``METHOD [unmatched]``, as in the
+Flask integration: the paths scanners make up never become labels. The
+request ends when Django's WSGI handler closes the response, so streaming
+responses are measured whole.
 
 Synchronous (WSGI) only. Failures inside ember never affect the request.
 """
@@ -21,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ember import middleware
-from ember.attribution import normalise_path, registry
+from ember.attribution import UNMATCHED, UNROUTED, registry
 from ember.wsgi import route_template
 
 _ATTR = "_ember_request"
@@ -58,8 +61,7 @@ class EmberMiddleware:
     def _begin(self, request: Any) -> middleware.Request | None:
         try:
             method = str(request.method or "GET")
-            endpoint = registry.endpoint(method, normalise_path(request.path_info or "/"))
-            ember_request = middleware.begin(method, endpoint)
+            ember_request = middleware.begin(method, registry.endpoint(method, UNROUTED))
             setattr(request, _ATTR, ember_request)
             return ember_request
         except Exception:
@@ -75,6 +77,8 @@ class EmberMiddleware:
         except BaseException:
             _end(ember_request, 500)
             raise
+        if getattr(request, "resolver_match", None) is None:  # no view ran
+            _label_unrouted(request, response, ember_request)
         self._end_on_close(response, ember_request)
         return response
 
@@ -105,11 +109,37 @@ class EmberMiddleware:
         """URL resolution is done: label the rest of the request with its route."""
         try:
             ember_request = getattr(request, _ATTR, None)
-            match = request.resolver_match
-            if ember_request is None or match is None or match.route is None:
-                return None
-            route = route_template(str(match.route))
-            middleware.relabel(ember_request, registry.endpoint(ember_request.method, route))
+            if ember_request is not None:
+                _label_match(ember_request, request.resolver_match)
         except Exception:
             middleware._failed("reading the Django route")
         return None
+
+
+def _label_match(ember_request: middleware.Request, match: Any) -> None:
+    """Label the rest of the request with the route of ``match`` (a ResolverMatch)."""
+    route = getattr(match, "route", None)
+    if isinstance(route, str):
+        middleware.relabel(ember_request,
+                           registry.endpoint(ember_request.method, route_template(route)))
+
+
+def _label_unrouted(request: Any, response: Any, ember_request: middleware.Request) -> None:
+    """The response is ready and no view ran: ``[unmatched]`` for a 404 (the
+    resolver found no route), else the route the path resolves to (a
+    middleware answered: a redirect, a cached page), else ``[unmatched]``."""
+    try:
+        unmatched = registry.endpoint(ember_request.method, UNMATCHED)
+        if getattr(response, "status_code", 0) == 404:
+            middleware.relabel(ember_request, unmatched)
+            return
+        from django.urls import Resolver404, resolve  # type: ignore[import-untyped,unused-ignore]
+
+        try:
+            match = resolve(request.path_info, getattr(request, "urlconf", None))
+        except Resolver404:
+            middleware.relabel(ember_request, unmatched)
+            return
+        _label_match(ember_request, match)
+    except Exception:
+        middleware._failed("reading the Django route")

@@ -10,8 +10,8 @@ are its keyword arguments: ``start_sampler``, ``label``, ``max_endpoints`` and
 sampler settings) and labels each request, once Flask has routed it, with its
 route template: ``/items/<int:item_id>`` becomes ``GET /items/{item_id}``.
 Requests no route matches (404, 405) are labelled ``METHOD [unmatched]`` so
-that scanners probing random paths cannot create labels. Before routing (and
-if ember fails to read the route) the label is the normalised raw path.
+that scanners probing random paths cannot create labels. Before routing the
+label is ``METHOD [unrouted]``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from typing import Any
 import flask
 
 from ember import middleware
-from ember.wsgi import UNMATCHED, EmberMiddleware, route_template, set_route
+from ember.attribution import UNMATCHED
+from ember.wsgi import EmberMiddleware, route_template, set_route
 
 
 def _label_route() -> None:
@@ -36,7 +37,9 @@ def _label_route() -> None:
 
 def init_app(app: flask.Flask, **options: Any) -> flask.Flask:
     """Profile ``app``'s requests per endpoint; returns ``app``."""
-    app.wsgi_app = EmberMiddleware(app.wsgi_app, **options)  # type: ignore[method-assign]
+    wrapped = EmberMiddleware(app.wsgi_app, **options)
+    wrapped.routed = True  # Flask routes every request: raw paths never label one
+    app.wsgi_app = wrapped  # type: ignore[method-assign]
     # first, so the application's own before_request hooks run under the route
     app.before_request_funcs.setdefault(None, []).insert(0, _label_route)
     return app

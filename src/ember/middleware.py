@@ -19,6 +19,7 @@ from typing import Any
 from ember import api
 from ember.attribution import http_method
 from ember.attribution import registry as requests
+from ember.config import Config
 from ember.gcstats import pause_ns_total
 
 log = logging.getLogger("ember")
@@ -81,12 +82,18 @@ def _failed(what: str) -> None:
 def ensure_sampler(start: bool = True, *, metrics: bool = True, registry: Any = None,
                    **settings: Any) -> None:
     """Start the process-wide sampler if it is not running (and ``start`` is true),
+    apply the label settings (``max_new_paths``) to the attribution registry,
     and ember's Prometheus metrics (``metrics``; when prometheus-client is
     installed) in ``registry``, by default prometheus-client's global one, so an
     application's existing ``/metrics`` shows them."""
     try:
         if start and api.current() is None:
             api.start(**settings)
+        running = api.current()
+        # The label settings: the running sampler's, unless this middleware has its own.
+        config = running.config if running is not None and not settings \
+            else Config.from_env(**settings)
+        requests.max_new_paths = config.max_new_paths
         requests.activate()
     except Exception:
         _failed("starting the sampler")

@@ -6,15 +6,15 @@ which threads are on CPU at the instant; in cpu mode an instant without one
 ends there, and otherwise the sampler takes ``sys._current_frames()`` and
 hands them to the collector (``ember._capture``), which samples the threads
 that were on CPU. Every ``window`` seconds the collected tables are sealed
-into a :class:`Window` kept in a bounded in-memory ring. The sampler measures
-its own CPU time and stretches its interval to stay within its budget, never
-beyond ``max_interval``. Nothing that goes wrong inside it reaches the
-application: errors are counted and logged once.
+into a :class:`Window` kept in a bounded in-memory history
+(:class:`ember.window.History`: ``max_windows`` windows, ``max_history_bytes``).
+The sampler measures its own CPU time and stretches its interval to stay
+within its budget, never beyond ``max_interval``. Nothing that goes wrong
+inside it reaches the application: errors are counted and logged once.
 """
 
 from __future__ import annotations
 
-import collections
 import gc
 import logging
 import math
@@ -33,7 +33,7 @@ from ember.errors import ProfilerStateError
 from ember.gcstats import GcMonitor
 from ember.profile import Metadata, Profile, merge
 from ember.threads import ThreadTable
-from ember.window import Window
+from ember.window import History, Window
 
 log = logging.getLogger("ember")
 
@@ -91,7 +91,8 @@ class Sampler:
         self._waker = self._wake.Waker(self._rng.getrandbits(64), cfg.gil_handoff)
         self._collector = self._capture.Collector(cfg.max_stacks, cfg.max_depth, cfg.lines,
                                                   self._waker)
-        self._windows: collections.deque[Window] = collections.deque(maxlen=cfg.max_windows)
+        self._windows = History(cfg.max_windows, cfg.max_history_bytes,
+                                fresh_ids=self.implementation == "cython")
         self._interval_ns = int(cfg.interval * 1e9)
         # A sampler started again (a test, a toggle, a fork child) starts from the
         # cost per wake-up the last one learned, not from none: no burst at full rate.
@@ -348,7 +349,7 @@ class Sampler:
         self._seal_at = self._next_seal(now)
         self._truncated += truncated
         if values or meta.gc:
-            self._windows.append(Window(meta, frames, stacks, values))
+            self._truncated += self._windows.append(Window(meta, frames, stacks, values))
 
     def _next_seal(self, window_start: int) -> float:
         return window_start + self.config.window * 1e9 if self.config.window else math.inf
@@ -410,6 +411,7 @@ class Sampler:
             "gil_queue": self._waker.queued,
             "threads": len(self._collector.thread_idents()),
             "windows": len(self._windows),
+            "history_bytes": self._windows.nbytes,
             "native_id": self._native_id,
         }
 

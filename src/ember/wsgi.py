@@ -6,13 +6,18 @@
     application = EmberMiddleware(application, service="shop")
 
 Each request is labelled first with a provisional endpoint: ``label(environ)``
-when given, else ``METHOD`` plus the path normalised by
-:func:`ember.attribution.normalise_path` (ids, uuids and long hex become
-``{id}``). A framework integration that knows the route template after routing
-calls :func:`set_route` (or just sets ``environ["ember.route"]``, which is read
-when the response starts); the rest of the request then carries
-``METHOD /route/{template}``. All labels go through the registry's cap:
-beyond ``max_endpoints`` distinct ones, requests share ``other``.
+when given, else ``METHOD`` plus the path (:func:`request_path`: the bytes the
+client sent, as UTF-8) normalised by :func:`ember.attribution.normalise_path`
+(ids, uuids and long hex become ``{id}``). A framework integration that knows
+the route template after routing calls :func:`set_route` (or just sets
+``environ["ember.route"]``, which is read when the response starts); the rest
+of the request then carries ``METHOD /route/{template}``. Once a route was set
+for one request the application is known to route: later requests are
+``METHOD [unrouted]`` until routed, and one that got no route by the time its
+response starts is ``METHOD [unmatched]`` if the response is a 404 (else its
+path's label), so that paths a scanner makes up never become labels. All
+labels go through the registry's caps: beyond ``max_endpoints`` distinct ones,
+and beyond ``max_new_paths`` new path labels a minute, requests share ``other``.
 
 The request ends (once) when the server closes the response iterable, so
 streaming bodies are measured whole. ``wsgi.file_wrapper`` responses are
@@ -30,7 +35,8 @@ from types import TracebackType
 from typing import Any
 
 from ember import _process, middleware
-from ember.attribution import normalise_path, registry
+from ember.attribution import UNMATCHED as UNMATCHED  # re-exported: its home before
+from ember.attribution import UNROUTED, registry
 
 Environ = dict[str, Any]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -41,9 +47,18 @@ ROUTE_KEY = "ember.route"
 """Environ key a framework integration sets to the request's route template."""
 _CALL_KEY = "ember.call"
 
-UNMATCHED = "[unmatched]"
-"""Route of requests no framework route matched (``GET [unmatched]``)."""
 
+def request_path(environ: Environ) -> str:
+    """``PATH_INFO`` as the client meant it: a PEP 3333 server hands the bytes
+    over decoded as latin-1; they are decoded again as UTF-8 here (invalid
+    sequences become U+FFFD), as a framework does."""
+    path = environ.get("PATH_INFO") or "/"
+    if not isinstance(path, str):
+        return "/"
+    try:
+        return path.encode("latin-1").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # not latin-1: a server that decoded it already
+        return path
 
 
 class _Call:
@@ -52,10 +67,11 @@ class _Call:
     # No reference back to the environ: the environ holds the call (set_route
     # finds it there), and a cycle would leave every request's environ, and all
     # it reaches, to the garbage collector.
-    __slots__ = ("method", "open", "request", "route", "status")
+    __slots__ = ("method", "open", "owner", "request", "route", "status")
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, owner: EmberMiddleware) -> None:
         self.method = method
+        self.owner = owner
         self.request: middleware.Request | None = None
         self.route: str | None = None
         self.status = 0
@@ -66,11 +82,20 @@ class _Call:
         if route == self.route:
             return
         self.route = route
+        self.owner.routed = True
         try:
             if self.request is not None:
                 middleware.relabel(self.request, registry.endpoint(self.method, route))
         except Exception:
             middleware._failed("labelling a request")
+
+    def no_route(self, environ: Environ) -> None:
+        """The response starts and the routing application set no route."""
+        if self.status == 404:
+            self.set_route(UNMATCHED)
+        elif self.request is not None:
+            middleware.relabel(self.request,
+                               registry.path_endpoint(self.method, request_path(environ)))
 
     def finish(self, status: int | None = None) -> None:
         """End the request exactly once."""
@@ -187,6 +212,9 @@ class EmberMiddleware:
     every label). ``max_endpoints``: sets the registry's cap on distinct labels.
     """
 
+    routed = False
+    """Whether the application routes (a route was set for one of its requests)."""
+
     def __init__(
         self,
         app: WSGIApp,
@@ -215,12 +243,13 @@ class EmberMiddleware:
         try:
             self._ensure_sampler()
             method = str(environ.get("REQUEST_METHOD") or "GET")
-            call = _Call(method)
+            call = _Call(method, self)
             if self.label is not None:
                 endpoint = registry.endpoint("", self.label(environ))
+            elif self.routed:
+                endpoint = registry.endpoint(method, UNROUTED)
             else:
-                path = environ.get("PATH_INFO") or "/"
-                endpoint = registry.endpoint(method, normalise_path(path))
+                endpoint = registry.path_endpoint(method, request_path(environ))
             call.request = middleware.begin(method, endpoint)
             environ[_CALL_KEY] = call
             return call
@@ -241,6 +270,8 @@ class EmberMiddleware:
                 route = environ.get(ROUTE_KEY)
                 if isinstance(route, str):
                     call.set_route(route)
+                elif call.route is None and self.routed and self.label is None:
+                    call.no_route(environ)
             except Exception:
                 middleware._failed("labelling a request")
             if exc_info is None:

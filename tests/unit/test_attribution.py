@@ -37,6 +37,8 @@ def burn_beta(seconds: float) -> None:
     ("/search?q=42", "/search"),
     ("/", "/"),
     ("/t/aB3dE5fG7hJ9kL1mN", "/t/{id}"),
+    ("/reports/2024-01-31/1.5", "/reports/{id}/{id}"),
+    ("/v1.2/x-1", "/v1.2/x-1"),
 ])
 def test_normalise_path(path: str, template: str) -> None:
     assert normalise_path(path) == template

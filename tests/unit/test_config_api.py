@@ -28,6 +28,8 @@ EVERY_SETTING = {
     "EMBER_LINES": ("lines", True),
     "EMBER_WINDOW": ("window", 0.0),
     "EMBER_MAX_WINDOWS": ("max_windows", 5),
+    "EMBER_MAX_HISTORY_BYTES": ("max_history_bytes", 8 << 20),
+    "EMBER_MAX_NEW_PATHS": ("max_new_paths", 12),
     "EMBER_SERVICE": ("service", "shop"),
     "EMBER_VERSION": ("version", "1.2.3"),
     "EMBER_HOST": ("host", "box-1"),
@@ -38,7 +40,8 @@ RAW = {
     "EMBER_MAX_INTERVAL": "2.5", "EMBER_GIL_HANDOFF": "off", "EMBER_MAX_THREADS": "8",
     "EMBER_MAX_STACKS": "100",
     "EMBER_MAX_DEPTH": "64", "EMBER_LINES": "true", "EMBER_WINDOW": "0",
-    "EMBER_MAX_WINDOWS": "5", "EMBER_SERVICE": "shop", "EMBER_VERSION": "1.2.3",
+    "EMBER_MAX_WINDOWS": "5", "EMBER_MAX_HISTORY_BYTES": str(8 << 20),
+    "EMBER_MAX_NEW_PATHS": "12", "EMBER_SERVICE": "shop", "EMBER_VERSION": "1.2.3",
     "EMBER_HOST": "box-1", "EMBER_DISABLE": "yes",
 }
 
@@ -114,6 +117,12 @@ def test_bool_false_spellings(raw: str) -> None:
         ({}, {"max_depth": 1}, "max_depth"),
         ({}, {"window": -1}, "window"),
         ({}, {"max_windows": 0}, "max_windows"),
+        ({"EMBER_MAX_HISTORY_BYTES": "64MB"}, {}, "EMBER_MAX_HISTORY_BYTES"),
+        ({}, {"max_history_bytes": 1000}, "max_history_bytes"),
+        ({}, {"max_history_bytes": 0}, "max_history_bytes"),
+        ({"EMBER_MAX_NEW_PATHS": "-3"}, {}, "max_new_paths"),
+        ({}, {"max_new_paths": "30"}, "max_new_paths"),
+        ({}, {"max_stacks": 2.5}, "max_stacks"),
         ({}, {"sampling_rate": 10}, "sampling_rate"),
     ],
 )
