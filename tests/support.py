@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 
 from ember import Profile
 from ember.attribution import registry
@@ -36,3 +39,23 @@ def endpoint_here() -> str | None:
     """The endpoint the sampler would give a sample of this thread (or task) now."""
     labels = registry.labels_of(threading.get_ident())
     return dict(labels).get("endpoint") if labels else None
+
+
+class Hang(Exception):
+    """What :func:`deadline` raises when the code under it does not answer in time."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Turns a hang (which a hypothesis deadline cannot interrupt) into a failure:
+    SIGALRM after ``seconds`` raises :class:`Hang` in the main thread."""
+    def expired(signum: int, frame: object) -> None:
+        raise Hang(f"no answer in {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

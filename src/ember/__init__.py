@@ -7,7 +7,13 @@ Public surface: :func:`start`, :func:`stop`, :func:`profile`, :class:`Sampler`,
 from ember._impl import implementation
 from ember.api import current, profile, start, stop
 from ember.config import Config
-from ember.errors import ConfigError, EmberError, FormatError, ProfilerStateError
+from ember.errors import (
+    ConfigError,
+    EmberError,
+    FormatError,
+    ProfilerStateError,
+    ValueRangeError,
+)
 from ember.formats import dump, load
 from ember.profile import Frame, Labels, Metadata, Profile, Values, make_labels, merge
 from ember.sampler import Sampler
@@ -25,6 +31,7 @@ __all__ = [
     "Profile",
     "ProfilerStateError",
     "Sampler",
+    "ValueRangeError",
     "Values",
     "__version__",
     "current",

@@ -6,5 +6,6 @@ class FoldedParser:
     stacks: list[tuple[int, ...]]
     counts: list[int]
     lines: int
+    total: int
     def __init__(self) -> None: ...
     def feed(self, lines: Iterable[str]) -> None: ...

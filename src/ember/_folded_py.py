@@ -2,9 +2,12 @@
 
 A line is ``frame;frame;...;frame COUNT``: frames root first, separated by
 ``;``, then whitespace and a non-negative decimal integer. Blank lines are
-skipped; trailing whitespace and line endings are ignored. Anything else
-raises :class:`ember.errors.FormatError` naming the line. Frames are kept as
-text and interned in order of first appearance; counts are summed per stack.
+skipped; trailing whitespace and line endings are ignored. A line that is
+only whitespace and a count (py-spy's `` 12`` for samples that caught no
+Python frame) is the empty stack. Counts, and the sum of all counts, are at
+most :data:`ember.profile.MAX_VALUE`. Anything else raises
+:class:`ember.errors.FormatError` naming the line. Frames are kept as text
+and interned in order of first appearance; counts are summed per stack.
 Both twins give identical tables and identical errors for identical input.
 """
 
@@ -13,6 +16,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ember.errors import FormatError
+from ember.profile import MAX_VALUE
+
+_MAX_DIGITS = len(str(MAX_VALUE))
+
+
+def count_too_large(count: str) -> str:
+    """The error message for a count beyond MAX_VALUE (long counts are not quoted)."""
+    shown = f"of {len(count)} digits" if len(count) > 40 else count
+    return f"count {shown} is larger than {MAX_VALUE}"
+
+
+TOTAL_TOO_LARGE = f"the counts add up to more than {MAX_VALUE}"
 
 
 class FoldedParser:
@@ -23,6 +38,7 @@ class FoldedParser:
         self.stacks: list[tuple[int, ...]] = []
         self.counts: list[int] = []
         self.lines = 0
+        self.total = 0
         self._frame_ids: dict[str, int] = {}
         self._stack_ids: dict[tuple[int, ...], int] = {}
 
@@ -42,23 +58,23 @@ class FoldedParser:
             if not (count.isascii() and count.isdigit()):
                 raise FormatError(f"count {count!r} is not a non-negative integer",
                                   line=self.lines)
-            try:
-                value = int(count)
-            except ValueError:  # beyond Python's int() digit limit
-                raise FormatError(f"count of {len(count)} digits is too large",
-                                  line=self.lines) from None
+            digits = count.lstrip("0")  # int() refuses over 4300 digits, zeros too
+            if len(digits) > _MAX_DIGITS or int(digits or "0") > MAX_VALUE:
+                raise FormatError(count_too_large(count), line=self.lines)
+            value = int(digits or "0")
+            if self.total + value > MAX_VALUE:
+                raise FormatError(TOTAL_TOO_LARGE, line=self.lines)
             stack = text[:cut].rstrip()
-            if not stack:
-                raise FormatError("empty stack", line=self.lines)
             ids = []
-            for name in stack.split(";"):
-                if not name:
-                    raise FormatError("empty frame name", line=self.lines)
-                fid = frame_ids.get(name)
-                if fid is None:
-                    fid = frame_ids[name] = len(self.frames)
-                    self.frames.append(name)
-                ids.append(fid)
+            if stack:
+                for name in stack.split(";"):
+                    if not name:
+                        raise FormatError("empty frame name", line=self.lines)
+                    fid = frame_ids.get(name)
+                    if fid is None:
+                        fid = frame_ids[name] = len(self.frames)
+                        self.frames.append(name)
+                    ids.append(fid)
             key = tuple(ids)
             sid = stack_ids.get(key)
             if sid is None:
@@ -66,3 +82,4 @@ class FoldedParser:
                 self.stacks.append(key)
                 self.counts.append(0)
             self.counts[sid] += value
+            self.total += value

@@ -28,5 +28,14 @@ class FormatError(EmberError, ValueError):
         super().__init__(where + message)
 
 
+class ValueRangeError(EmberError, ValueError):
+    """A profile value would leave the one range every format holds.
+
+    ``samples``, ``cpu_ns`` and ``wall_ns`` are whole numbers from 0 to
+    :data:`ember.profile.MAX_VALUE` (2**63 - 1, pprof's int64), and so is a
+    profile's total of each: adding or merging past it raises this error.
+    """
+
+
 class ProfilerStateError(EmberError, RuntimeError):
     """The profiler was asked to do something its current state does not allow."""

@@ -4,6 +4,12 @@ A profile is a frame table, a stack table (tuples of frame ids, root first) and
 values per ``(stack, labels)``: ``samples``, ``cpu_ns`` and ``wall_ns``. Labels
 are a small sorted tuple of ``(key, value)`` pairs such as
 ``(("endpoint", "GET /items/{id}"), ("thread", "MainThread"))``.
+
+Values are whole numbers from 0 to :data:`MAX_VALUE` (pprof's int64), and so
+is the profile's total of each kind, so every format can hold every profile
+(and every sum a flamegraph makes of it): adding or merging past the range
+raises :class:`~ember.errors.ValueRangeError` rather than clamping, since a
+clamped count would be a silently wrong one.
 """
 
 from __future__ import annotations
@@ -11,10 +17,15 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from operator import index
 from typing import NamedTuple
+
+from ember.errors import ValueRangeError
 
 Labels = tuple[tuple[str, str], ...]
 VALUE_KINDS = ("samples", "cpu_ns", "wall_ns")
+MAX_VALUE = (1 << 63) - 1
+"""Largest value, and largest total of one value kind, a profile holds (2**63 - 1)."""
 
 
 class Frame(NamedTuple):
@@ -133,6 +144,7 @@ class Profile:
         self.meta = meta if meta is not None else Metadata()
         self._frame_ids: dict[Frame, int] = {}
         self._stack_ids: dict[tuple[int, ...], int] = {}
+        self._sums = (0, 0, 0)  # running totals, kept to enforce MAX_VALUE
 
     # -- building -----------------------------------------------------------------
     def frame_id(self, frame: Frame) -> int:
@@ -164,7 +176,19 @@ class Profile:
         self.add_values(sid, labels, samples, cpu_ns, wall_ns)
 
     def add_values(self, sid: int, labels: Labels, samples: int, cpu_ns: int, wall_ns: int) -> None:
-        """Add values for an already interned stack id."""
+        """Add values for an already interned stack id.
+
+        Raises :class:`ValueRangeError` for a value that is not a whole number
+        in ``0..MAX_VALUE`` or that would take the profile's total past it.
+        """
+        sums = self._sums
+        if not (type(samples) is int and type(cpu_ns) is int and type(wall_ns) is int
+                and samples >= 0 and cpu_ns >= 0 and wall_ns >= 0):
+            samples, cpu_ns, wall_ns = _checked((samples, cpu_ns, wall_ns), sums)
+        s, c, w = sums[0] + samples, sums[1] + cpu_ns, sums[2] + wall_ns
+        if s > MAX_VALUE or c > MAX_VALUE or w > MAX_VALUE:
+            _checked((samples, cpu_ns, wall_ns), sums)
+        self._sums = (s, c, w)
         key = (sid, labels)
         values = self.values.get(key)
         if values is None:
@@ -199,6 +223,11 @@ class Profile:
         profile.stacks = stacks
         profile._stack_ids = {stack: i for i, stack in enumerate(stacks)}
         profile.values = {(sid, ()): Values(count) for sid, count in enumerate(samples)}
+        for count in samples:
+            if type(count) is not int or count < 0:
+                _checked((count, 0, 0), (0, 0, 0))
+        profile._sums = (sum(samples), 0, 0)
+        _checked((0, 0, 0), profile._sums)
         return profile
 
     # -- combining ----------------------------------------------------------------
@@ -301,13 +330,36 @@ class Profile:
                 f"cpu={t.cpu_ns / 1e9:.3f}s wall={t.wall_ns / 1e9:.3f}s>")
 
 
+def _checked(values: tuple[object, object, object], sums: tuple[int, int, int]
+             ) -> tuple[int, int, int]:
+    """``values`` as ints, or :class:`ValueRangeError` saying which one is out of range."""
+    out = []
+    for kind, value, total in zip(VALUE_KINDS, values, sums, strict=True):
+        try:
+            number = index(value)  # type: ignore[arg-type]
+        except TypeError:
+            raise ValueRangeError(f"{kind} must be a whole number, not {value!r}") from None
+        if not 0 <= number <= MAX_VALUE:
+            raise ValueRangeError(f"{kind} value {number} is outside 0..{MAX_VALUE}")
+        if total + number > MAX_VALUE:
+            raise ValueRangeError(f"the profile's total {kind} would exceed {MAX_VALUE}")
+        out.append(number)
+    return out[0], out[1], out[2]
+
+
 def merge(profiles: Iterable[Profile]) -> Profile:
-    """Sum profiles into a new one (frames and stacks re-interned by value)."""
+    """Sum profiles into a new one (frames and stacks re-interned by value).
+
+    Raises :class:`ValueRangeError` if a total would exceed :data:`MAX_VALUE`.
+    """
     profiles = list(profiles)
     out = Profile(Metadata.merged([p.meta for p in profiles]))
     for p in profiles:
         fmap = [out.frame_id(f) for f in p.frames]
         smap = [out.stack_id(tuple(fmap[f] for f in s)) for s in p.stacks]
-        for (sid, labels), values in p.values.items():
-            out.add_values(smap[sid], labels, *values.astuple())
+        try:
+            for (sid, labels), values in p.values.items():
+                out.add_values(smap[sid], labels, *values.astuple())
+        except ValueRangeError as exc:
+            raise ValueRangeError(f"cannot merge these profiles: {exc}") from None
     return out

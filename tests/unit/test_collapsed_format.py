@@ -98,3 +98,63 @@ def test_reading_streams_with_memory_bounded_by_distinct_stacks(tmp_path: Path) 
     p = ember.load(path)
     assert len(p.stacks) == 7
     assert p.totals().samples == 50_000
+
+
+# py-spy's format, verbatim: the output of a real run of py-spy 0.4.3,
+#   py-spy record -f raw --idle --function --full-filenames -r 50 -- python empty.py
+# where empty.py starts `_thread.start_new_thread(time.sleep, (1.5,))` (a thread
+# with no Python frame) and spins in spin(). The bare " 79" is py-spy's line for
+# the samples of that thread: a count with no frames.
+PY_SPY_IDLE = (
+    "<module> (/tmp/formats_work/empty.py:1);spin (/tmp/formats_work/empty.py:3) 54\n"
+    " 79\n"
+    "<module> (/tmp/formats_work/empty.py:1) 34\n"
+)
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_py_spy_samples_without_frames_are_the_empty_stack(tmp_path: Path, order: int) -> None:
+    lines = PY_SPY_IDLE.splitlines(keepends=True)
+    path = tmp_path / "raw.txt"
+    path.write_text("".join(lines[order:] + lines[:order]))  # the bare count first, too
+    p = ember.load(path)
+    module = Frame("<module>", "/tmp/formats_work/empty.py", 1)
+    spin = Frame("spin", "/tmp/formats_work/empty.py", 3)
+    assert p.canonical() == {
+        ((module, spin), ()): (54, 0, 0),
+        ((), ()): (79, 0, 0),  # counted in the totals, belonging to no function
+        ((module,), ()): (34, 0, 0),
+    }
+    assert p.totals().samples == 167
+    assert {s.frame for s in p.top_functions(by="total")} == {module, spin}
+    out = tmp_path / "again.txt"
+    ember.dump(p, out)
+    assert " 79\n" in out.read_text()  # written back as py-spy writes it
+    assert ember.load(out) == p
+
+
+def test_a_profile_without_samples_is_written_readably(tmp_path: Path) -> None:
+    p = Profile()
+    p.add([Frame("main")], samples=0, cpu_ns=5)
+    path = tmp_path / "none.txt"
+    ember.dump(p, path)
+    assert path.read_text() == " 0\n"
+    assert ember.load(path).totals().samples == 0
+
+
+def test_frame_text_the_reader_would_change_is_written_as_it_will_read(tmp_path: Path) -> None:
+    p = Profile()
+    p.add([Frame(""), Frame("a;b\nc\r\0d", "x.py", 3), Frame("leaf \u3000\x85")], samples=2)
+    p.add([Frame(" ")], samples=1)
+    path = tmp_path / "odd.txt"
+    ember.dump(p, path)
+    assert ember.load(path).canonical() == {
+        ((Frame("[unknown]"), Frame("a:b c \ufffdd", "x.py", 3), Frame("leaf")), ()): (2, 0, 0),
+        ((Frame("[unknown]"),), ()): (1, 0, 0),
+    }
+
+
+def test_line_numbers_beyond_the_range_stay_part_of_the_name() -> None:
+    assert collapsed.parse_frame(f"f (a.py:{2**63})") == Frame(f"f (a.py:{2**63})")
+    assert collapsed.parse_frame("f (a.py:" + "9" * 5000 + ")").line == 0
+    assert collapsed.parse_frame("f (a.py:\u0663)") == Frame("f (a.py:\u0663)")  # ASCII digits

@@ -48,7 +48,7 @@ frames = st.builds(Frame, st.text(max_size=12), st.text(max_size=12),
 label_sets = st.lists(st.tuples(st.sampled_from(["endpoint", "thread", "ü k", ""]),
                                 st.text(max_size=8)), max_size=3).map(make_labels)
 entries = st.tuples(st.lists(st.integers(0, 7), max_size=12), label_sets,
-                    st.integers(-(2**40), 2**40), st.integers(0, 2**50), st.integers(0, 2**50))
+                    st.integers(0, 2**40), st.integers(0, 2**50), st.integers(0, 2**50))
 metas = st.builds(
     Metadata,
     start=st.floats(0, 2e9), duration=st.floats(0, 1e6), period=st.floats(0, 10),

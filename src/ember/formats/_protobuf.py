@@ -111,20 +111,78 @@ class Field(NamedTuple):
         return [to_int64(v) for v in self.uints()]
 
 
-def unpack_varints(data: memoryview | bytes) -> list[int]:
-    """The varints of a packed repeated field."""
+def unpack_varints(data: memoryview | bytes, start: int = 0, end: int | None = None
+                   ) -> list[int]:
+    """The varints of a packed repeated field (``data[start:end]``)."""
+    end = len(data) if end is None else end
+    chunk = data[start:end]
+    if isinstance(chunk, bytes) and chunk.isascii():  # all one-byte varints: list() in C
+        return list(chunk)
     out: list[int] = []
-    pos = 0
-    end = len(data)
+    append = out.append
+    pos = start
+    last = end - 1
     while pos < end:
         byte = data[pos]
-        if byte < 0x80:  # the common one-byte case, without a call
-            out.append(byte)
+        if byte < 0x80:  # the common short cases, without a call
+            append(byte)
             pos += 1
+        elif pos < last and data[pos + 1] < 0x80:
+            append((byte & 0x7F) | data[pos + 1] << 7)
+            pos += 2
         else:
             value, pos = read_varint(data, pos, end)
-            out.append(value)
+            append(value)
     return out
+
+
+def scan(data: bytes | memoryview, start: int = 0, end: int | None = None
+         ) -> Iterator[tuple[int, int, int, int]]:
+    """The fields of the message in ``data[start:end]`` as ``(number, wire, a, b)``.
+
+    For a length-delimited field its bytes are ``data[a:b]``; for the other
+    wire types ``a`` is the value and ``b`` is 0. Offsets rather than slices,
+    so that walking a large message builds nothing per field but the tuple.
+    """
+    pos = start
+    end = len(data) if end is None else end
+    while pos < end:
+        key_at = pos
+        key = data[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = read_varint(data, pos, end)
+        number, wire = key >> 3, key & 7
+        if number == 0 or number >= 1 << 29:
+            raise ProtobufError(f"invalid field number {number} at byte {key_at}")
+        if wire == VARINT:
+            if pos < end and data[pos] < 0x80:
+                yield number, wire, data[pos], 0
+                pos += 1
+            else:
+                value, pos = read_varint(data, pos, end)
+                yield number, wire, value, 0
+        elif wire == LEN:
+            if pos < end and data[pos] < 0x80:
+                length = data[pos]
+                pos += 1
+            else:
+                length, pos = read_varint(data, pos, end)
+            if length > end - pos:
+                raise Truncated(
+                    f"field {number} at byte {key_at} claims {length} bytes, "
+                    f"only {end - pos} left")
+            yield number, wire, pos, pos + length
+            pos += length
+        elif wire in (I64, I32):
+            size = 8 if wire == I64 else 4
+            if size > end - pos:
+                raise Truncated(f"truncated {size * 8}-bit field {number} at byte {key_at}")
+            yield number, wire, int.from_bytes(data[pos:pos + size], "little"), 0
+            pos += size
+        else:
+            raise ProtobufError(f"unsupported wire type {wire} at byte {key_at}")
 
 
 def iter_fields(data: memoryview | bytes, allow_truncated: bool = False) -> Iterator[Field]:
@@ -134,34 +192,12 @@ def iter_fields(data: memoryview | bytes, allow_truncated: bool = False) -> Iter
     iteration quietly (for sniffing the first bytes of a file).
     """
     view = data if isinstance(data, memoryview) else memoryview(data)
-    pos = 0
-    end = len(view)
     try:
-        while pos < end:
-            key_at = pos
-            key, pos = read_varint(view, pos, end)
-            number, wire = key >> 3, key & 7
-            if number == 0 or number >= 1 << 29:
-                raise ProtobufError(f"invalid field number {number} at byte {key_at}")
-            if wire == VARINT:
-                value, pos = read_varint(view, pos, end)
-                yield Field(number, wire, value)
-            elif wire == LEN:
-                length, pos = read_varint(view, pos, end)
-                if length > end - pos:
-                    raise Truncated(
-                        f"field {number} at byte {key_at} claims {length} bytes, "
-                        f"only {end - pos} left")
-                yield Field(number, wire, length, view[pos:pos + length])
-                pos += length
-            elif wire in (I64, I32):
-                size = 8 if wire == I64 else 4
-                if size > end - pos:
-                    raise Truncated(f"truncated {size * 8}-bit field {number} at byte {key_at}")
-                yield Field(number, wire, int.from_bytes(view[pos:pos + size], "little"))
-                pos += size
+        for number, wire, a, b in scan(view):
+            if wire == LEN:
+                yield Field(number, wire, b - a, view[a:b])
             else:
-                raise ProtobufError(f"unsupported wire type {wire} at byte {key_at}")
+                yield Field(number, wire, a)
     except Truncated:
         if not allow_truncated:
             raise

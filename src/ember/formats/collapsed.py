@@ -1,9 +1,23 @@
 """Collapsed ("folded") stacks: ``frame;frame;frame COUNT`` per line, root first.
 
 The common currency of flamegraph.pl, py-spy and inferno. ember writes frames
-as ``qualname (file:line)`` and COUNT as the number of samples; labels and
-CPU/wall times are not representable and are summed away. Reading streams
-line by line, so memory grows with distinct stacks, not with lines.
+as ``qualname (file:line)`` and COUNT as the number of samples. Reading
+streams line by line, so memory grows with distinct stacks, not with lines.
+
+A line holding only a count (py-spy's `` 79`` for samples that caught no
+Python frame, e.g. idle threads with ``--idle``) is the empty stack: its
+samples count in the totals, as in flamegraph.pl's and py-spy's own graphs,
+and belong to no function. ember writes the empty stack the same way.
+
+What the format cannot hold is lost on writing, always the same way:
+labels, CPU and wall time and metadata are dropped (samples are summed per
+stack; stacks with no samples vanish); in frame text ``;`` becomes ``:``,
+line breaks become spaces, NUL becomes U+FFFD, lone surrogates become ``?``,
+the leaf frame loses trailing whitespace (the reader strips it) and an
+empty text becomes ``[unknown]``; a profile without samples is the one
+line `` 0``. On reading, text of the form
+``name (file:line)`` is a frame with that file and line, any other text a
+bare name.
 """
 
 from __future__ import annotations
@@ -15,31 +29,59 @@ from typing import IO, Any
 
 from ember import _impl
 from ember.errors import FormatError
-from ember.profile import Frame, Profile
+from ember.profile import MAX_VALUE, Frame, Profile
 
 NAME = "collapsed"
 EXTENSIONS = (".txt", ".folded", ".collapsed")
+UNKNOWN = "[unknown]"
+"""The text written for a frame whose text would be empty."""
 
 # Qualified names hold no " (" but file paths may: split at the first one.
-_FRAME = re.compile(r"^(.*?) \((.*):(\d+)\)$", re.DOTALL)
-_FIRST_LINE = re.compile(r"^[^\n]*[^\s;][ \t]+\d+[ \t]*\r?$", re.MULTILINE)
+_FRAME = re.compile(r"^(.*?) \((.*):([0-9]{1,19})\)$", re.DOTALL)
+_NOT_IN_TEXT = str.maketrans({";": ":", "\n": " ", "\r": " ", "\0": "\ufffd"})
 
 
 def parse_frame(text: str) -> Frame:
     """``name (file:line)`` -> Frame; any other text is a bare function name."""
     match = _FRAME.match(text)
-    if match is None:
+    if match is None or int(match.group(3)) > MAX_VALUE:
         return Frame(text)
     return Frame(match.group(1), match.group(2), int(match.group(3)))
 
 
+# The shape of a line: a stack not ending in ";" or space (or no stack), then a count.
+_LINE_SHAPE = re.compile(r"(?:.*[^\s;])?[ \t]+[0-9]+", re.DOTALL)
+
+
+def _first_line(head: bytes) -> tuple[str, bool] | None:
+    """The first non-blank line of ``head`` and whether it ends within ``head``, or
+    None if that much is not UTF-8 text (a character cut at the end is fine)."""
+    pieces = head.split(b"\n")
+    for number, piece in enumerate(pieces, 1):
+        complete = number < len(pieces)
+        if b"\0" in piece:
+            return None
+        try:
+            line = codecs.getincrementaldecoder("utf-8")().decode(piece, final=complete)
+        except UnicodeDecodeError:
+            return None
+        if line.strip():
+            return line, complete
+    return "", False
+
+
 def sniff(head: bytes) -> bool:
-    """Collapsed if the first non-blank line is text ending in a space and a count."""
-    if not head or b"\0" in head:
-        return False
-    text = head.decode("utf-8", errors="replace").lstrip()
-    first = text.split("\n", 1)[0]
-    return "\ufffd" not in first and _FIRST_LINE.match(first) is not None
+    """Collapsed if the first non-blank line is text shaped like ``stack COUNT``
+    (the reader then judges every line, that one included)."""
+    first = _first_line(head)
+    return first is not None and first[1] and _LINE_SHAPE.fullmatch(first[0].rstrip()) is not None
+
+
+def may_be(head: bytes) -> bool:
+    """Text whose first line does not end within ``head`` (a very deep stack): the
+    reader, which has no line-length limit, decides whether it is collapsed."""
+    first = _first_line(head)
+    return first is not None and not first[1] and bool(first[0])
 
 
 def _decoded_lines(stream: IO[bytes], path: str) -> Iterator[str]:
@@ -75,12 +117,23 @@ def read(stream: IO[bytes], path: str = "<stream>") -> Profile:
     return profile
 
 
+def frame_text(frame: Frame, leaf: bool = False) -> str:
+    """The text ember writes for ``frame`` (see the module doc for what changes)."""
+    text = frame.render().translate(_NOT_IN_TEXT)
+    if leaf:
+        text = text.rstrip()
+    return text or UNKNOWN
+
+
 def write(profile: Profile, stream: IO[bytes], **options: Any) -> None:
-    rendered = [f.render().replace(";", ":").replace("\n", " ").replace("\r", " ")
-                for f in profile.frames]
+    inner = [frame_text(f) for f in profile.frames]
+    leaf = [frame_text(f, leaf=True) for f in profile.frames]
     lines = []
     for sid, count in profile.stack_values("samples").items():
-        if count and profile.stacks[sid]:
-            lines.append(";".join(rendered[f] for f in profile.stacks[sid]) + f" {count}\n")
+        stack = profile.stacks[sid]
+        if count:
+            text = ";".join([inner[f] for f in stack[:-1]] + [leaf[f] for f in stack[-1:]])
+            lines.append(f"{text} {count}\n")
     lines.sort()
-    stream.write("".join(lines).encode("utf-8"))
+    # An empty file could be anything: a profile without samples is the empty stack's " 0".
+    stream.write("".join(lines or [" 0\n"]).encode("utf-8", "replace"))

@@ -39,67 +39,45 @@ Reading (profiles from any tool, gzip-compressed or raw)
     from time/duration/period and ember's comments; a period whose unit is not
     time (heap ``space/bytes``) gives ``period = 0``. Anything else malformed
     raises :class:`FormatError` naming the file.
+
+Limits (what every other format can hold too)
+    Values must be within ``0..MAX_VALUE`` after conversion to nanoseconds, and
+    so must their totals: a negative value (a ``-diff_base`` profile) or one
+    past the range is a :class:`FormatError`, as are negative line numbers and
+    times beyond int64 nanoseconds. Decoding is bounded by :data:`BUDGET`
+    (384 MiB): the inflated bytes plus an estimate of every Python object
+    built (see :mod:`ember.formats._pprof_decode`); a file that needs more --
+    a gzip bomb of tiny fields, or a profile of millions of samples -- is a
+    :class:`FormatError` saying so, never a MemoryError.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import math
 import zlib
-from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 from ember.errors import FormatError
-from ember.formats._protobuf import (
-    LEN,
-    VARINT,
-    Field,
-    MessageWriter,
-    ProtobufError,
-    iter_fields,
-)
+from ember.formats import _pprof_proto as pb
+from ember.formats._pprof_decode import TooLarge, decode
+from ember.formats._pprof_proto import Invalid
+from ember.formats._protobuf import LEN, VARINT, MessageWriter, ProtobufError, iter_fields
 from ember.profile import Frame, Metadata, Profile
 
 NAME = "pprof"
 EXTENSIONS = (".pb.gz", ".pprof", ".pb")
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_COMMENT_PREFIX = "ember."
-_MANGLED = ("_Z", "__Z", "_R", "?")
-
-# Field numbers of profile.proto (perftools.profiles).
-_P_SAMPLE_TYPE, _P_SAMPLE, _P_MAPPING, _P_LOCATION, _P_FUNCTION = 1, 2, 3, 4, 5
-_P_STRING_TABLE, _P_DROP_FRAMES, _P_KEEP_FRAMES, _P_TIME, _P_DURATION = 6, 7, 8, 9, 10
-_P_PERIOD_TYPE, _P_PERIOD, _P_COMMENT, _P_DEFAULT_SAMPLE_TYPE, _P_DOC_URL = 11, 12, 13, 14, 15
-_VT_TYPE, _VT_UNIT = 1, 2
-_S_LOCATION_ID, _S_VALUE, _S_LABEL = 1, 2, 3
-_L_KEY, _L_STR, _L_NUM, _L_NUM_UNIT = 1, 2, 3, 4
-_M_ID, _M_FILENAME = 1, 5
-_LOC_ID, _LOC_MAPPING_ID, _LOC_ADDRESS, _LOC_LINE = 1, 2, 3, 4
-_LINE_FUNCTION_ID, _LINE_LINE = 1, 2
-_F_ID, _F_NAME, _F_SYSTEM_NAME, _F_FILENAME, _F_START_LINE = 1, 2, 3, 4, 5
 
 # Wire types a top-level Profile field may have (for sniffing raw protobuf).
 _PROFILE_WIRES: dict[int, tuple[int, ...]] = {
-    _P_SAMPLE_TYPE: (LEN,), _P_SAMPLE: (LEN,), _P_MAPPING: (LEN,), _P_LOCATION: (LEN,),
-    _P_FUNCTION: (LEN,), _P_STRING_TABLE: (LEN,), _P_DROP_FRAMES: (VARINT,),
-    _P_KEEP_FRAMES: (VARINT,), _P_TIME: (VARINT,), _P_DURATION: (VARINT,),
-    _P_PERIOD_TYPE: (LEN,), _P_PERIOD: (VARINT,), _P_COMMENT: (VARINT, LEN),
-    _P_DEFAULT_SAMPLE_TYPE: (VARINT,), _P_DOC_URL: (LEN,),
+    pb.SAMPLE_TYPE: (LEN,), pb.SAMPLE: (LEN,), pb.MAPPING: (LEN,), pb.LOCATION: (LEN,),
+    pb.FUNCTION: (LEN,), pb.STRING_TABLE: (LEN,), pb.DROP_FRAMES: (VARINT,),
+    pb.KEEP_FRAMES: (VARINT,), pb.TIME: (VARINT,), pb.DURATION: (VARINT,),
+    pb.PERIOD_TYPE: (LEN,), pb.PERIOD: (VARINT,), pb.COMMENT: (VARINT, LEN),
+    pb.DEFAULT_SAMPLE_TYPE: (VARINT,), pb.DOC_URL: (LEN,),
 }
-_SUBMESSAGES = (_P_SAMPLE_TYPE, _P_SAMPLE, _P_MAPPING, _P_LOCATION, _P_FUNCTION, _P_PERIOD_TYPE)
-
-_NS_PER_UNIT = {
-    "nanoseconds": 1, "nanosecond": 1, "ns": 1,
-    "microseconds": 1_000, "microsecond": 1_000, "us": 1_000,
-    "milliseconds": 1_000_000, "millisecond": 1_000_000, "ms": 1_000_000,
-    "seconds": 1_000_000_000, "second": 1_000_000_000, "s": 1_000_000_000,
-}
-
-
-class _Invalid(ValueError):
-    """Well-formed protobuf that is not a valid profile."""
+_SUBMESSAGES = (pb.SAMPLE_TYPE, pb.SAMPLE, pb.MAPPING, pb.LOCATION, pb.FUNCTION, pb.PERIOD_TYPE)
 
 
 # -- sniffing -------------------------------------------------------------------------
@@ -135,8 +113,10 @@ def sniff(head: bytes) -> bool:
 # -- reading --------------------------------------------------------------------------
 
 
-MAX_INFLATED = 1 << 30
-"""Largest decompressed profile accepted (1 GiB): a gzip bomb is an error, not a crash."""
+BUDGET = 384 << 20
+"""Most memory reading one pprof file may take: inflated bytes plus estimated objects."""
+MAX_INFLATED = BUDGET
+"""Largest decompressed profile accepted: a gzip bomb is an error, not a crash."""
 
 
 def _inflate(data: bytes, path: str, limit: int | None = None) -> bytes:
@@ -153,285 +133,24 @@ def _inflate(data: bytes, path: str, limit: int | None = None) -> bytes:
     return out
 
 
-def read(stream: IO[bytes], path: str = "<stream>") -> Profile:
-    data = stream.read()
+def read(stream: IO[bytes], path: str = "<stream>", budget: int | None = None) -> Profile:
+    """Read gzip-compressed or raw pprof; ``budget`` (default :data:`BUDGET`) bounds memory."""
+    budget = BUDGET if budget is None else budget
+    data = stream.read(budget + 1)
     if not data:
         raise FormatError("empty file", path=path)
+    if len(data) > budget:
+        raise FormatError(f"larger than {budget} bytes: refused", path=path)
     if data[:2] == _GZIP_MAGIC:
-        data = _inflate(data, path)
+        data = _inflate(data, path, limit=budget)
     try:
-        return _decode(data)
-    except (ProtobufError, _Invalid) as exc:
+        return decode(data, budget - len(data))
+    except TooLarge as exc:
+        raise FormatError(f"too large for ember to read: decoding needs more than the "
+                          f"{budget >> 20} MiB allowed for one pprof file (stopped at {exc})",
+                          path=path) from None
+    except (ProtobufError, Invalid) as exc:
         raise FormatError(f"not a valid pprof profile ({exc})", path=path) from None
-
-
-class _Strings:
-    def __init__(self, table: list[str]) -> None:
-        if not table:
-            table = [""]
-        if table[0] != "":
-            raise _Invalid("string_table[0] must be the empty string")
-        self.table = table
-
-    def __call__(self, index: int) -> str:
-        if not 0 <= index < len(self.table):
-            raise _Invalid(f"string index {index} out of range "
-                           f"(string_table has {len(self.table)} entries)")
-        return self.table[index]
-
-
-def _value_type(data: memoryview, strings: _Strings) -> tuple[str, str]:
-    kind = unit = 0
-    for f in iter_fields(data):
-        if f.number == _VT_TYPE:
-            kind = f.int64()
-        elif f.number == _VT_UNIT:
-            unit = f.int64()
-    return strings(kind), strings(unit)
-
-
-def _by_id(kind: str, items: Iterable[tuple[int, Any]]) -> dict[int, Any]:
-    out: dict[int, Any] = {}
-    for ident, item in items:
-        if ident == 0:
-            raise _Invalid(f"{kind} with id 0")
-        if ident in out:
-            raise _Invalid(f"duplicate {kind} id {ident}")
-        out[ident] = item
-    return out
-
-
-def _function(data: memoryview, strings: _Strings) -> tuple[int, tuple[str, str, int]]:
-    ident = name = system_name = filename = start_line = 0
-    for f in iter_fields(data):
-        if f.number == _F_ID:
-            ident = f.uint()
-        elif f.number == _F_NAME:
-            name = f.int64()
-        elif f.number == _F_SYSTEM_NAME:
-            system_name = f.int64()
-        elif f.number == _F_FILENAME:
-            filename = f.int64()
-        elif f.number == _F_START_LINE:
-            start_line = f.int64()
-    return ident, (_function_name(strings(name), strings(system_name)), strings(filename),
-                   start_line)
-
-
-def _function_name(name: str, system_name: str) -> str:
-    """The unsimplified name: ``system_name`` unless it is a mangled symbol.
-
-    ``go tool pprof`` rewrites ``name`` when it re-encodes a profile, dropping
-    ``<...>`` and ``(...)`` parts (so ``<module>`` would vanish) but keeps
-    ``system_name``; C++ and Rust profiles carry the mangled symbol there.
-    """
-    if system_name and not (name and system_name.startswith(_MANGLED)):
-        return system_name
-    return name
-
-
-def _mapping(data: memoryview, strings: _Strings) -> tuple[int, str]:
-    ident = filename = 0
-    for f in iter_fields(data):
-        if f.number == _M_ID:
-            ident = f.uint()
-        elif f.number == _M_FILENAME:
-            filename = f.int64()
-    return ident, strings(filename)
-
-
-def _location(data: memoryview, functions: dict[int, tuple[str, str, int]],
-              mappings: dict[int, str]) -> tuple[int, tuple[Frame, ...]]:
-    """A location's frames, root (outermost caller, the last Line) first."""
-    ident = mapping_id = address = 0
-    lines: list[tuple[int, int]] = []
-    for f in iter_fields(data):
-        if f.number == _LOC_ID:
-            ident = f.uint()
-        elif f.number == _LOC_MAPPING_ID:
-            mapping_id = f.uint()
-        elif f.number == _LOC_ADDRESS:
-            address = f.uint()
-        elif f.number == _LOC_LINE:
-            function_id = line = 0
-            for g in iter_fields(f.message()):
-                if g.number == _LINE_FUNCTION_ID:
-                    function_id = g.uint()
-                elif g.number == _LINE_LINE:
-                    line = g.int64()
-            lines.append((function_id, line))
-    mapping_file = ""
-    if mapping_id:
-        if mapping_id not in mappings:
-            raise _Invalid(f"location {ident} refers to missing mapping {mapping_id}")
-        mapping_file = mappings[mapping_id]
-    by_address = f"0x{address:x}" if address else "[unknown]"
-    if not lines:
-        return ident, (Frame(by_address, mapping_file, 0),)
-    frames = []
-    for function_id, line in reversed(lines):
-        if not function_id:
-            frames.append(Frame(by_address, mapping_file, line))
-            continue
-        function = functions.get(function_id)
-        if function is None:
-            raise _Invalid(f"location {ident} refers to missing function {function_id}")
-        name, filename, start_line = function
-        frames.append(Frame(name, filename or mapping_file, line or start_line))
-    return ident, tuple(frames)
-
-
-def _decode(data: bytes) -> Profile:
-    parts: dict[int, list[Field]] = {}
-    for field in iter_fields(data):
-        parts.setdefault(field.number, []).append(field)
-
-    def scalar(number: int, convert: Callable[[Field], int]) -> int:
-        fields = parts.get(number, [])
-        return convert(fields[-1]) if fields else 0
-
-    def messages(number: int) -> list[memoryview]:
-        return [f.message() for f in parts.get(number, [])]
-
-    strings = _Strings([f.string() for f in parts.get(_P_STRING_TABLE, [])])
-    sample_types = [_value_type(m, strings) for m in messages(_P_SAMPLE_TYPE)]
-    period_type = ("", "")
-    for m in messages(_P_PERIOD_TYPE):
-        period_type = _value_type(m, strings)
-    comments = [strings(i) for f in parts.get(_P_COMMENT, []) for i in f.int64s()]
-    default_type = strings(scalar(_P_DEFAULT_SAMPLE_TYPE, Field.int64))
-    for number in (_P_DROP_FRAMES, _P_KEEP_FRAMES):
-        strings(scalar(number, Field.int64))
-
-    mappings: dict[int, str] = _by_id("mapping", (_mapping(m, strings)
-                                                  for m in messages(_P_MAPPING)))
-    functions: dict[int, tuple[str, str, int]] = _by_id(
-        "function", (_function(m, strings) for m in messages(_P_FUNCTION)))
-    locations: dict[int, tuple[Frame, ...]] = _by_id(
-        "location", (_location(m, functions, mappings) for m in messages(_P_LOCATION)))
-
-    meta = _metadata(comments, scalar(_P_TIME, Field.int64), scalar(_P_DURATION, Field.int64),
-                     period_type, scalar(_P_PERIOD, Field.int64))
-    period_ns = round(meta.period * 1e9)
-    pick = _value_picker(sample_types, default_type, period_ns)
-    profile = Profile(meta)
-    for m in messages(_P_SAMPLE):
-        location_ids: list[int] = []
-        values: list[int] = []
-        labels: list[tuple[str, str]] = []
-        for f in iter_fields(m):
-            if f.number == _S_LOCATION_ID:
-                location_ids.extend(f.uints())
-            elif f.number == _S_VALUE:
-                values.extend(f.int64s())
-            elif f.number == _S_LABEL:
-                labels.append(_label(f.message(), strings))
-        if len(values) != len(sample_types):
-            raise _Invalid(f"a sample has {len(values)} values for "
-                           f"{len(sample_types)} sample types")
-        stack: list[Frame] = []
-        for lid in reversed(location_ids):
-            frames = locations.get(lid)
-            if frames is None:
-                raise _Invalid(f"a sample refers to missing location {lid}")
-            stack.extend(frames)
-        samples, cpu_ns, wall_ns = pick(values)
-        profile.add(stack, samples, cpu_ns, wall_ns, tuple(sorted(labels)))
-    return profile
-
-
-def _label(data: memoryview, strings: _Strings) -> tuple[str, str]:
-    key = text = num = unit = 0
-    for f in iter_fields(data):
-        if f.number == _L_KEY:
-            key = f.int64()
-        elif f.number == _L_STR:
-            text = f.int64()
-        elif f.number == _L_NUM:
-            num = f.int64()
-        elif f.number == _L_NUM_UNIT:
-            unit = f.int64()
-    if text or not (num or unit):
-        return strings(key), strings(text)
-    unit_name = strings(unit)
-    return strings(key), f"{num} {unit_name}" if unit_name else f"{num}"
-
-
-def _value_picker(sample_types: list[tuple[str, str]], default_type: str,
-                  period_ns: int) -> Callable[[list[int]], tuple[int, int, int]]:
-    """A function from a sample's values to (samples, cpu_ns, wall_ns); see the module doc."""
-    def find(kinds: tuple[str, ...], units: Iterable[str]) -> tuple[int, int]:
-        for i, (kind, unit) in enumerate(sample_types):
-            if kind in kinds and unit in units:
-                return i, _NS_PER_UNIT.get(unit, 1)
-        return -1, 1
-
-    cpu, cpu_scale = find(("cpu",), _NS_PER_UNIT)
-    wall, wall_scale = find(("wall",), _NS_PER_UNIT)
-    count, _ = find(("samples", "sample"), ("count",))
-    if count < 0:
-        count, _ = find((default_type,), ("count",))
-    if count < 0:
-        count = next((i for i, (_, unit) in enumerate(sample_types) if unit == "count"), -1)
-    timed, timed_scale = (cpu, cpu_scale) if cpu >= 0 else (wall, wall_scale)
-
-    def pick(values: list[int]) -> tuple[int, int, int]:
-        cpu_ns = values[cpu] * cpu_scale if cpu >= 0 else 0
-        wall_ns = values[wall] * wall_scale if wall >= 0 else 0
-        if count >= 0:
-            samples = values[count]
-        elif timed >= 0 and period_ns > 0:
-            samples = round(values[timed] * timed_scale / period_ns)
-        else:
-            samples = 1 if any(values) else 0
-        return samples, cpu_ns, wall_ns
-
-    return pick
-
-
-def _exact(comment: str | None, nanos: int) -> float:
-    """Seconds from a pprof nanosecond field, or the exact float an ember comment kept."""
-    if comment is not None:
-        try:
-            value = float(comment)
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value * 1e9) and round(value * 1e9) == nanos:
-            return value
-    return nanos / 1e9
-
-
-def _metadata(comments: list[str], time_ns: int, duration_ns: int,
-              period_type: tuple[str, str], period: int) -> Metadata:
-    ours: dict[str, str] = {}
-    for comment in comments:
-        if comment.startswith(_COMMENT_PREFIX) and "=" in comment:
-            key, value = comment[len(_COMMENT_PREFIX):].split("=", 1)
-            ours[key] = value
-    period_ns = period * _NS_PER_UNIT[period_type[1]] if period_type[1] in _NS_PER_UNIT else 0
-    meta = Metadata(
-        start=_exact(ours.get("start"), time_ns),
-        duration=_exact(ours.get("duration"), duration_ns),
-        period=_exact(ours.get("period"), max(period_ns, 0)),
-        mode=ours.get("mode", ""),
-        host=ours.get("host", ""),
-        service=ours.get("service", ""),
-        version=ours.get("version", ""),
-    )
-    with contextlib.suppress(ValueError):
-        meta.pids = tuple(int(p) for p in ours.get("pids", "").split(",") if p)
-    with contextlib.suppress(ValueError):
-        meta.truncated = int(ours.get("truncated", "0"))
-    gc: dict[int, tuple[int, float]] = {}
-    try:
-        for entry in ours.get("gc", "").split(","):
-            if entry:
-                gen, count, seconds = entry.split(":")
-                gc[int(gen)] = (int(count), float(seconds))
-        meta.gc = gc
-    except ValueError:
-        pass
-    return meta
 
 
 # -- writing --------------------------------------------------------------------------
@@ -452,8 +171,8 @@ class _StringTable:
 
 def _value_type_message(strings: _StringTable, kind: str, unit: str) -> MessageWriter:
     message = MessageWriter()
-    message.varint(_VT_TYPE, strings(kind))
-    message.varint(_VT_UNIT, strings(unit))
+    message.varint(pb.VT_TYPE, strings(kind))
+    message.varint(pb.VT_UNIT, strings(unit))
     return message
 
 
@@ -471,7 +190,7 @@ def _comments(meta: Metadata) -> list[str]:
                        for gen, (count, seconds) in sorted(meta.gc.items())),
         "truncated": str(meta.truncated) if meta.truncated else "",
     }
-    return [f"{_COMMENT_PREFIX}{key}={value}" for key, value in fields.items() if value]
+    return [f"{pb.COMMENT_PREFIX}{key}={value}" for key, value in fields.items() if value]
 
 
 def encode(profile: Profile) -> bytes:
@@ -480,7 +199,7 @@ def encode(profile: Profile) -> bytes:
     strings = _StringTable()
     out = MessageWriter()
     for kind, unit in (("samples", "count"), ("cpu", "nanoseconds"), ("wall", "nanoseconds")):
-        out.message(_P_SAMPLE_TYPE, _value_type_message(strings, kind, unit))
+        out.message(pb.SAMPLE_TYPE, _value_type_message(strings, kind, unit))
 
     location_ids: dict[Frame, int] = {}
     for (stack, labels), values in entries:
@@ -488,31 +207,31 @@ def encode(profile: Profile) -> bytes:
             if frame not in location_ids:
                 location_ids[frame] = len(location_ids) + 1
         sample = MessageWriter()
-        sample.packed(_S_LOCATION_ID, (location_ids[f] for f in reversed(stack)))
-        sample.packed(_S_VALUE, values)
+        sample.packed(pb.S_LOCATION_ID, (location_ids[f] for f in reversed(stack)))
+        sample.packed(pb.S_VALUE, values)
         for key, value in labels:
             label = MessageWriter()
-            label.varint(_L_KEY, strings(key))
-            label.varint(_L_STR, strings(value))
-            sample.message(_S_LABEL, label)
-        out.message(_P_SAMPLE, sample)
+            label.varint(pb.L_KEY, strings(key))
+            label.varint(pb.L_STR, strings(value))
+            sample.message(pb.S_LABEL, label)
+        out.message(pb.SAMPLE, sample)
 
     for frame, ident in location_ids.items():
         line = MessageWriter()
-        line.varint(_LINE_FUNCTION_ID, ident)
-        line.varint(_LINE_LINE, frame.line)
+        line.varint(pb.LINE_FUNCTION_ID, ident)
+        line.varint(pb.LINE_LINE, frame.line)
         location = MessageWriter()
-        location.varint(_LOC_ID, ident)
-        location.message(_LOC_LINE, line)
-        out.message(_P_LOCATION, location)
+        location.varint(pb.LOC_ID, ident)
+        location.message(pb.LOC_LINE, line)
+        out.message(pb.LOCATION, location)
     for frame, ident in location_ids.items():
         function = MessageWriter()
-        function.varint(_F_ID, ident)
-        function.varint(_F_NAME, strings(frame.name))
-        function.varint(_F_SYSTEM_NAME, strings(frame.name))
-        function.varint(_F_FILENAME, strings(frame.file))
-        function.varint(_F_START_LINE, frame.line)
-        out.message(_P_FUNCTION, function)
+        function.varint(pb.F_ID, ident)
+        function.varint(pb.F_NAME, strings(frame.name))
+        function.varint(pb.F_SYSTEM_NAME, strings(frame.name))
+        function.varint(pb.F_FILENAME, strings(frame.file))
+        function.varint(pb.F_START_LINE, frame.line)
+        out.message(pb.FUNCTION, function)
 
     meta = profile.meta
     cpu_total = sum(values[1] for _, values in entries)
@@ -521,13 +240,13 @@ def encode(profile: Profile) -> bytes:
     default_type = strings("cpu" if cpu_total else "samples")
 
     for text in strings.strings:
-        out.string(_P_STRING_TABLE, text)
-    out.varint(_P_TIME, round(meta.start * 1e9))
-    out.varint(_P_DURATION, round(meta.duration * 1e9))
-    out.message(_P_PERIOD_TYPE, period_type)
-    out.varint(_P_PERIOD, round(meta.period * 1e9))
-    out.packed(_P_COMMENT, comment_ids)
-    out.varint(_P_DEFAULT_SAMPLE_TYPE, default_type)
+        out.string(pb.STRING_TABLE, text)
+    out.varint(pb.TIME, round(meta.start * 1e9))
+    out.varint(pb.DURATION, round(meta.duration * 1e9))
+    out.message(pb.PERIOD_TYPE, period_type)
+    out.varint(pb.PERIOD, round(meta.period * 1e9))
+    out.packed(pb.COMMENT, comment_ids)
+    out.varint(pb.DEFAULT_SAMPLE_TYPE, default_type)
     return out.getvalue()
 
 

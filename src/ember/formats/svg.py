@@ -67,8 +67,13 @@ _NATIVE_NAME = re.compile(r"\((?:[^()]*/)?[^()/]*\.(?:so(?:\.[\d.]+)?|dylib|dll|
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+_SVG_START = re.compile(rb"^(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*"
+                        rb"(?:<!DOCTYPE\s+svg|<svg[\s>])", re.DOTALL)
+
+
 def sniff(head: bytes) -> bool:
-    return False
+    """An SVG document (so that reading one says why it cannot be read back)."""
+    return _SVG_START.match(head) is not None
 
 
 def read(stream: IO[bytes], path: str = "<stream>") -> Profile:
