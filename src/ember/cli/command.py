@@ -1,12 +1,17 @@
-"""What every CLI verb is: a name, a help line, its arguments and a run method."""
+"""What every CLI verb is: a name, a help line, its arguments and a run method;
+and what the verbs share: reading inputs, choosing the value to weigh by,
+checking numbers."""
 
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Sequence
 from typing import ClassVar
 
-from ember.errors import EmberError
-from ember.formats import load
+from ember import formats
+from ember.errors import EmberError, FormatError
+from ember.frames import unify_files
 from ember.profile import Profile, merge
 
 
@@ -29,25 +34,98 @@ class Command:
 
 VALUES = {"samples": "samples", "cpu": "cpu_ns", "wall": "wall_ns"}
 """``--value`` choices and the Profile value each one reads."""
+_CHOICES = {kind: choice for choice, kind in VALUES.items()}
+_NAMES = {"samples": "sample counts", "cpu_ns": "CPU times", "wall_ns": "wall times"}
+
+VALUE_RULE = "default: cpu when every input has CPU times, else samples"
+"""How every verb with ``--value`` chooses when it is not given."""
 
 
-def add_value_argument(parser: argparse.ArgumentParser, default: str = "samples") -> None:
-    parser.add_argument("--value", choices=sorted(VALUES), default=default,
+def add_value_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--value", choices=sorted(VALUES),
                         help=f"what to weigh by: sample counts, CPU time or wall time "
-                             f"(default {default})")
+                             f"({VALUE_RULE})")
 
 
-def load_inputs(paths: list[str], endpoint: str | None = None) -> Profile:
-    """Every input file read (format detected from content) and merged into one profile."""
+def default_value(profiles: Sequence[Profile]) -> str:
+    """CPU time when every profile has some, else sample counts (a Profile value kind)."""
+    held = [p for p in profiles if p.values]  # an input the endpoint filter emptied has no say
+    if held and all(p.totals().cpu_ns for p in held):
+        return "cpu_ns"
+    return "samples"
+
+
+def choose_value(inputs: Sequence[tuple[str, Profile]], asked: str | None) -> str:
+    """The Profile value to weigh by: ``--value`` (``asked``) or the default.
+
+    A time asked of an input that holds none is an error naming the input,
+    not a flamegraph or table of zeros.
+    """
+    if asked is None:
+        return default_value([profile for _, profile in inputs])
+    value = VALUES[asked]
+    for path, profile in inputs:
+        totals = profile.totals()
+        if value != "samples" and profile.values and not totals.get(value):
+            why = _why_missing(path, profile, value)
+            others = [c for c, kind in VALUES.items() if kind == "samples" or totals.get(kind)]
+            raise EmberError(f"{path} has no {_NAMES[value]}{why}: use "
+                             + " or ".join(f"--value {c}" for c in others))
+    return value
+
+
+def _why_missing(path: str, profile: Profile, value: str) -> str:
+    try:
+        with open(path, "rb") as stream:
+            name = formats.detect(stream.read(4096), path).NAME
+    except (OSError, FormatError):
+        name = ""
+    if name == "collapsed":
+        return " (a collapsed file holds sample counts only)"
+    if value == "cpu_ns" and profile.meta.mode == "wall":
+        return " (it was recorded in wall mode)"
+    return ""
+
+
+def value_choice(value: str) -> str:
+    """The ``--value`` spelling of a Profile value kind (``cpu_ns`` -> ``cpu``)."""
+    return _CHOICES[value]
+
+
+def load_each(paths: Sequence[str], endpoint: str | None = None) -> list[Profile]:
+    """Every input file read (format detected from content), filtered by ``endpoint``.
+
+    An endpoint none of the inputs holds is an error listing those they hold.
+    """
+    loaded = [formats.load(path) for path in paths]
+    if endpoint is None:
+        return loaded
+    filtered = [profile.filter(endpoint=endpoint) for profile in loaded]
+    if not any(profile.values for profile in filtered):
+        known = sorted(set().union(*(profile.label_values("endpoint") for profile in loaded)))
+        raise EmberError(f"no samples for endpoint {endpoint!r} "
+                         f"(endpoints: {', '.join(known) or 'none recorded'})")
+    return filtered
+
+
+def combine(profiles: Sequence[Profile]) -> Profile:
+    """Profiles as one: a function spelled with a relative file in one and an
+    absolute file in another is one function (:func:`ember.frames.unify_files`)."""
+    unified = unify_files(profiles)
     # One input needs no merge: merging re-interns every frame and stack.
-    profile = load(paths[0]) if len(paths) == 1 else merge(load(path) for path in paths)
-    if endpoint is not None:
-        profile = profile.filter(endpoint=endpoint)
-        if not profile.values:
-            known = ", ".join(sorted(merge(load(p) for p in paths).label_values("endpoint")))
-            raise EmberError(f"no samples for endpoint {endpoint!r} "
-                             f"(endpoints: {known or 'none recorded'})")
-    return profile
+    return unified[0] if len(unified) == 1 else merge(unified)
+
+
+def load_inputs(paths: Sequence[str], endpoint: str | None = None) -> Profile:
+    """Every input file read, filtered by ``endpoint`` and merged into one profile."""
+    return combine(load_each(paths, endpoint))
+
+
+def load_weighed(paths: Sequence[str], endpoint: str | None,
+                 asked: str | None) -> tuple[Profile, str]:
+    """:func:`load_inputs`, and the Profile value to weigh by (:func:`choose_value`)."""
+    each = load_each(paths, endpoint)
+    return combine(each), choose_value(list(zip(paths, each, strict=True)), asked)
 
 
 def require_extension(path: str, *extensions: str) -> None:
@@ -58,3 +136,26 @@ def require_extension(path: str, *extensions: str) -> None:
 def format_value(value: int, kind: str) -> str:
     """A value as people read it: a count, or seconds for times."""
     return str(value) if kind == "samples" else f"{value / 1e9:.3f}s"
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number above 0 (row counts)."""
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, not {text!r}") \
+            from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, not {text!r}")
+    return number
+
+
+def percentage(text: str) -> float:
+    """argparse type: a percentage from 0 to 100."""
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not 0 <= number <= 100:  # also NaN
+        raise argparse.ArgumentTypeError(f"expected a percentage from 0 to 100, not {text!r}")
+    return number

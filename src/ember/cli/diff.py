@@ -1,55 +1,93 @@
-"""``ember diff``: a differential flamegraph of two profiles, and what grew most."""
+"""``ember diff``: a differential flamegraph of two profiles, and what changed most."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
+from ember import formats
 from ember.cli.command import (
-    VALUES,
     Command,
     add_value_argument,
-    load_inputs,
+    choose_value,
+    load_each,
+    positive_int,
     require_extension,
+    value_choice,
 )
-from ember.compare import share_changes
+from ember.compare import GONE, NEW, ShareChange, align, share_changes
 from ember.errors import FormatError
+from ember.profile import Profile
 
 
 class Diff(Command):
     name = "diff"
     help = ("Differential flamegraph from BASE to HEAD (normalised by totals: red grew, "
-            "blue shrank); prints the functions whose share grew most.")
+            "blue shrank); prints the functions whose self share changed most, grown, "
+            "shrunk, new or gone. Functions are matched by qualified name and file, so a "
+            "function whose first line moved is still one function.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("base", metavar="BASE", help="the profile before")
         parser.add_argument("head", metavar="HEAD", help="the profile after")
         parser.add_argument("-o", "--output", help="output .svg file (optional)")
-        parser.add_argument("-n", type=int, default=10, help="functions to print (default 10)")
+        parser.add_argument("-n", type=positive_int, default=10,
+                            help="functions to print (default 10)")
         parser.add_argument("--title", help="title of the SVG")
         parser.add_argument("--endpoint", help="only samples of this endpoint label")
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
         add_value_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         if args.output:
             require_extension(args.output, ".svg")
-        base = load_inputs([args.base], args.endpoint)
-        head = load_inputs([args.head], args.endpoint)
-        value = VALUES[args.value]
+        base, = load_each([args.base], args.endpoint)
+        head, = load_each([args.head], args.endpoint)
+        value = choose_value([(args.base, base), (args.head, head)], args.value)
         if args.output:
-            from ember.formats import svg
-
             title = args.title or f"Differential flame graph: {args.base} -> {args.head}"
-            try:
-                with open(args.output, "wb") as stream:
-                    svg.write_diff(base, head, stream, title=title, value=value)
-            except OSError as exc:
-                raise FormatError(exc.strerror or str(exc), path=args.output) from None
+            _write_svg(*align(base, head), args.output, title, value)
             print(f"ember diff: wrote {args.output}", file=sys.stderr)
-        changes = [c for c in share_changes(base, head, value) if c.delta > 0][: args.n]
-        print(f"{'before':>8} {'after':>8} {'change':>8}  function (self share of {args.value})")
-        for c in changes:
-            print(f"{c.base_share:8.2%} {c.head_share:8.2%} {c.delta:+8.2%}  {c.frame.render()}")
+        changes = [c for c in share_changes(base, head, value) if c.delta]
+        shown = changes[: args.n]
+        if args.json:
+            print(json.dumps([_as_json(c) for c in shown], indent=1))
+            return 0
+        print(f"{'before':>8} {'after':>8} {'change':>8}  "
+              f"function (self share of {value_choice(value)})")
+        for c in shown:
+            print(f"{c.base_share:8.2%} {c.head_share:8.2%} {c.delta:+8.2%}  "
+                  f"{c.frame.render()}{_note(c)}")
         if not changes:
-            print("no function's share grew")
+            print("no function's share changed")
+        elif len(changes) > len(shown):
+            print(f"... {len(changes) - len(shown)} more (-n {len(changes)} shows all)")
         return 0
+
+
+def _note(change: ShareChange) -> str:
+    if change.state in (NEW, GONE):
+        return f"  [{change.state}]"
+    assert change.base_frame is not None and change.head_frame is not None
+    if change.base_frame.line != change.head_frame.line:
+        return f"  [was line {change.base_frame.line}]"
+    return ""
+
+
+def _as_json(change: ShareChange) -> dict[str, object]:
+    frame = change.frame
+    return {"function": frame.name, "file": frame.file, "line": frame.line,
+            "base_line": change.base_frame.line if change.base_frame else None,
+            "base_share": round(change.base_share, 6), "head_share": round(change.head_share, 6),
+            "change": round(change.delta, 6), "state": change.state}
+
+
+def _write_svg(base: Profile, head: Profile, output: str, title: str, value: str) -> None:
+    from ember.formats import svg
+
+    try:
+        with formats.atomic_output(output) as stream:
+            svg.write_diff(base, head, stream, title=title, value=value)
+    except OSError as exc:
+        raise FormatError(exc.strerror or str(exc), path=output) from None

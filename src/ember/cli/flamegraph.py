@@ -6,7 +6,13 @@ import argparse
 import sys
 
 from ember import formats
-from ember.cli.command import VALUES, Command, add_value_argument, load_inputs, require_extension
+from ember.cli.command import (
+    Command,
+    add_value_argument,
+    load_weighed,
+    require_extension,
+    value_choice,
+)
 
 
 class Flamegraph(Command):
@@ -26,10 +32,10 @@ class Flamegraph(Command):
 
     def run(self, args: argparse.Namespace) -> int:
         require_extension(args.output, ".svg")
-        profile = load_inputs(args.inputs, args.endpoint)
+        profile, value = load_weighed(args.inputs, args.endpoint, args.value)
         title = args.title or ("Flame graph: " + ", ".join(args.inputs))
         formats.dump(profile, args.output, title=title, subtitle=args.subtitle,
-                     inverted=args.inverted, value=VALUES[args.value])
+                     inverted=args.inverted, value=value)
         print(f"ember flamegraph: wrote {args.output} ({profile.totals().samples} samples, "
-              f"{len(profile.stacks)} stacks)", file=sys.stderr)
+              f"{len(profile.stacks)} stacks, by {value_choice(value)})", file=sys.stderr)
         return 0

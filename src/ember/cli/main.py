@@ -7,6 +7,7 @@ import os
 import sys
 from typing import NoReturn
 
+import ember
 from ember.cli.advise import Advise
 from ember.cli.command import Command
 from ember.cli.convert import Convert, Merge
@@ -28,11 +29,14 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ember", description="Always-on profiler for Python web services.")
+    parser.add_argument("--version", action="version", version=f"ember {ember.__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB",
                                   parser_class=_Parser)
     for cls in COMMANDS:
         command = cls()
-        sub = verbs.add_parser(command.name, help=command.help, description=command.help)
+        # argparse %-formats help (not descriptions): a verb's help may say "40%"
+        sub = verbs.add_parser(command.name, help=command.help.replace("%", "%%"),
+                               description=command.help)
         command.add_arguments(sub)
         sub.set_defaults(handler=command)
     return parser
@@ -52,7 +56,17 @@ def run() -> None:
     os._exit(code)
 
 
+def _printable_output() -> None:
+    """Names a profile holds may not encode (a lone surrogate stands for an
+    undecodable file name): print them escaped rather than fail."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _printable_output()
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler.run(args)

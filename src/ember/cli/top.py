@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from ember.cli.command import VALUES, Command, add_value_argument, format_value, load_inputs
+from ember.cli.command import (
+    Command,
+    add_value_argument,
+    format_value,
+    load_weighed,
+    positive_int,
+)
 
 
 class Top(Command):
@@ -14,7 +20,7 @@ class Top(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("inputs", nargs="+", metavar="IN", help="profiles (merged)")
-        parser.add_argument("-n", type=int, default=20, help="rows (default 20)")
+        parser.add_argument("-n", type=positive_int, default=20, help="rows (default 20)")
         parser.add_argument("--by", choices=("self", "total"), default="self",
                             help="rank by self (own code) or total (with callees) value")
         parser.add_argument("--paths", action="store_true",
@@ -24,8 +30,7 @@ class Top(Command):
         add_value_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        profile = load_inputs(args.inputs, args.endpoint)
-        value = VALUES[args.value]
+        profile, value = load_weighed(args.inputs, args.endpoint, args.value)
         total = profile.totals().get(value) or 1
         if args.paths:
             paths = profile.top_paths(args.n, value=value)
