@@ -1,16 +1,35 @@
 """py-spy as ember's out-of-process backend: attach to a pid, or run a command.
 
 py-spy reads another process's memory (ptrace), so it needs no change to the
-profiled program; ember runs it with ``--format raw --function`` (collapsed
-stacks, frames at their function's first line, as ember's own sampler writes
-them) and reads the result into a Profile.
+profiled program; ember runs it with ``--format raw --function
+--full-filenames`` and reads the collapsed stacks into a Profile whose frames
+are spelled as ember's own sampler spells them:
+
+- Python frames are the same: ``co_qualname`` and ``co_firstlineno`` (the
+  first decorator's line for a decorated function) in both. Without
+  ``--function`` py-spy gives the executing line, as ember does with
+  ``lines=True``. Files are absolute; an older in-process recording of
+  ``python hot.py`` says ``hot.py``, which :func:`ember.frames.unify_files`
+  matches when profiles are merged or compared.
+- Native frames (``--native``) get line 0, so one C function is one frame
+  (py-spy gives the line executing in its C source); an unnamed address
+  becomes its library (``[libc.so.6]``), as the address changes every run;
+  and the C frames on the root side of a stack's first Python frame (libc's
+  start, the interpreter's main) are dropped, as the in-process sampler
+  starts a stack at its first Python frame. Stacks with no Python frame (the
+  collector at exit) are kept as they are.
+- ``--subprocesses`` adds a ``process PID:"command"`` root frame per process;
+  it is kept. Samples that caught no Python frame (a bare count) are dropped.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import posixpath
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,9 +37,11 @@ import threading
 import time
 from typing import IO
 
+from ember._child import FORWARDED, Forwarder
 from ember.errors import EmberError, FormatError
 from ember.formats import collapsed
-from ember.profile import Metadata, Profile
+from ember.frames import is_python
+from ember.profile import Frame, Metadata, Profile
 
 PTRACE_HELP = (
     "py-spy was refused permission to read process {pid} (ptrace). Run ember as root, "
@@ -83,10 +104,52 @@ def record(
             profile = collapsed.read(kept, raw)
         except FormatError as exc:
             raise EmberError(f"could not read py-spy's output: {exc}") from None
+    if native:
+        profile = as_in_process(profile)
     profile.meta = Metadata(start=started, duration=time.time() - started, period=1 / rate,
                             mode="wall" if idle else "cpu",
                             pids=(pid,) if pid is not None else ())
     return profile, code
+
+
+_NATIVE = re.compile(r"^(.*) \(([^()]*)\)$", re.DOTALL)  # "SHA256_Update (/usr/lib/libcrypto.so.3)"
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]+$")
+
+
+def _native(frame: Frame) -> Frame:
+    """A native frame as py-spy writes it, spelled as one function per frame."""
+    name, file = frame.name, frame.file
+    if not file and (match := _NATIVE.match(name)):
+        name, file = match.group(1), match.group(2)
+    if file == "?":
+        file = ""
+    if _ADDRESS.match(name):
+        library = posixpath.basename(file)
+        name = (library if library.startswith("[") else f"[{library}]") if library else "[unknown]"
+    return Frame(name, file, 0)
+
+
+def _is_process(frame: Frame) -> bool:
+    return not frame.file and frame.name.startswith("process ")
+
+
+def as_in_process(profile: Profile) -> Profile:
+    """A profile read from py-spy's raw output, with its frames spelled as ember's
+    in-process sampler spells them (see the module's doc)."""
+    spelled = [frame if is_python(frame) or _is_process(frame) else _native(frame)
+               for frame in profile.frames]
+    python = [is_python(frame) for frame in profile.frames]
+    out = Profile(profile.meta)
+    frame_ids = [out.frame_id(frame) for frame in spelled]
+    for (sid, labels), values in profile.values.items():
+        stack = profile.stacks[sid]
+        first = next((i for i, f in enumerate(stack) if python[f]), None)
+        if first is not None:
+            roots = [f for f in stack[:first] if _is_process(profile.frames[f])]
+            stack = (*roots, *stack[first:])
+        out.add_values(out.stack_id(tuple(frame_ids[f] for f in stack)), labels,
+                       *values.astuple())
+    return out
 
 
 def _refused(errors: str) -> bool:
@@ -95,20 +158,28 @@ def _refused(errors: str) -> bool:
 
 
 def _run_forwarding_stderr(argv: list[str]) -> tuple[int, str]:
-    """Run py-spy, passing its progress display to a terminal, keeping its messages."""
-    try:
-        child = subprocess.Popen(argv, stderr=subprocess.PIPE)
-    except OSError as exc:
-        raise EmberError(f"cannot run py-spy: {exc.strerror or exc}") from None
+    """Run py-spy, passing its progress display to a terminal, keeping its messages.
+
+    A signal sent to ember reaches py-spy as SIGINT, on which py-spy writes
+    what it sampled and ends the program it started (on SIGTERM it would leave
+    both unwritten and running).
+    """
     kept: list[bytes] = []
-    assert child.stderr is not None
-    reader = threading.Thread(target=_forward, args=(child.stderr, kept), daemon=True)
-    reader.start()
-    try:
-        code = child.wait()
-    except KeyboardInterrupt:  # py-spy got the Ctrl-C too and writes what it has
-        code = child.wait()
-    reader.join()
+    readers: list[threading.Thread] = []
+
+    def read_stderr(child: subprocess.Popen[bytes]) -> None:
+        assert child.stderr is not None
+        reader = threading.Thread(target=_forward, args=(child.stderr, kept), daemon=True)
+        reader.start()
+        readers.append(reader)
+
+    with Forwarder(translate=dict.fromkeys(FORWARDED, signal.SIGINT)) as forwarder:
+        try:
+            code = forwarder.run(argv, on_start=read_stderr, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise EmberError(f"cannot run py-spy: {exc.strerror or exc}") from None
+    for reader in readers:
+        reader.join()
     return code, b"".join(kept).decode("utf-8", "replace")
 
 

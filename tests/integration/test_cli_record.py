@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -149,3 +150,65 @@ def test_records_at_the_rate_asked_and_says_when_it_could_not(
     bad = ember_cli("record", "-o", str(out), "--budget", "2", "--",
                     sys.executable, str(script), "0.1", "0", env=python_env)
     assert bad.returncode == 2 and "budget" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _unwritable_dir(tmp_path: Path) -> str:
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        return str(locked / "out.txt")
+    if os.path.isdir("/proc"):
+        return "/proc/out.txt"  # root writes anywhere a file system lets it; not in /proc
+    pytest.skip("no directory root cannot write in")
+
+
+@pytest.mark.parametrize("backend", ["ember", "py-spy", "pid"])
+@pytest.mark.parametrize(("output", "message"), [
+    ("missing/out.txt", "no such directory"),
+    ("out.docx", "extension"),
+    ("adir.txt", "is a directory"),
+    ("UNWRITABLE", "cannot write in"),
+])
+def test_a_bad_output_is_refused_before_the_program_runs(
+        tmp_path: Path, python_env: dict[str, str], backend: str, output: str,
+        message: str) -> None:
+    (tmp_path / "adir.txt").mkdir()
+    if output == "UNWRITABLE":
+        output = _unwritable_dir(tmp_path)
+    marker = tmp_path / "ran"
+    program = ["--", sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+    args = {"ember": program, "py-spy": ["--backend", "py-spy", *program],
+            "pid": ["--pid", str(os.getpid())]}[backend]
+    result = subprocess.run([sys.executable, "-m", "ember", "record", "-o", output, *args],
+                            capture_output=True, text=True, cwd=tmp_path, env=python_env,
+                            timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not marker.exists()  # checked before anything ran
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ember")] == []
+
+
+def test_svg_output_reports_the_samples_written(
+        tmp_path: Path, script: Path, python_env: dict[str, str]) -> None:
+    out = tmp_path / "out.svg"
+    result = ember_cli("record", "-o", str(out), "--rate", "200", "--",
+                       sys.executable, str(script), "0.3", "0", env=python_env)
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"wrote (\d+) samples \(\d+ stacks\) to ", result.stderr)
+    assert match and int(match.group(1)) >= 10, result.stderr
+    assert "<svg" in out.read_text()
+    assert '"value":"cpu_ns"' in out.read_text()  # weighed by CPU, as the other verbs default
+
+
+def test_a_script_s_frames_carry_its_absolute_path(
+        tmp_path: Path, script: Path, python_env: dict[str, str]) -> None:
+    """As ``python work.py`` names them since 3.9, and as py-spy does: merging or
+    comparing the two then sees one function, not two."""
+    out = tmp_path / "rel.txt"
+    result = subprocess.run([sys.executable, "-m", "ember", "record", "-o", "rel.txt", "--",
+                             sys.executable, "work.py", "0.3", "0"], capture_output=True,
+                            text=True, cwd=tmp_path, env=python_env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    files = {f.file for f in ember.load(out).frames}
+    assert files == {str(script)}, files

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -107,10 +110,14 @@ def test_ptrace_refusal_says_how_to_grant_it(busy_process: subprocess.Popen[str]
         pytest.skip("needs root and setpriv to run ember as an unprivileged user")
     nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
               "--inh-caps=-all", "--bounding-set=-all"]
-    out = tmp_path / "denied.txt"
-    os.chmod(tmp_path, 0o777)
-    result = ember_cli("record", "--pid", str(busy_process.pid), "--duration", "1",
-                       "-o", str(out), user=nobody)
+    # a directory the unprivileged user can write to (pytest's own are 0700 root's)
+    writable = Path(tempfile.mkdtemp(prefix="ember-nobody-"))
+    os.chmod(writable, 0o777)
+    try:
+        result = ember_cli("record", "--pid", str(busy_process.pid), "--duration", "1",
+                           "-o", str(writable / "denied.txt"), user=nobody)
+    finally:
+        shutil.rmtree(writable, ignore_errors=True)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -148,3 +155,41 @@ def test_wall_mode_includes_idle_process(tmp_path: Path) -> None:
         sleeper.wait()
         if sleeper.stdout is not None:
             sleeper.stdout.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_signal_to_ember_ends_py_spy_s_recording_with_its_profile(
+        busy_script: Path, tmp_path: Path, sig: int) -> None:
+    """py-spy writes only on SIGINT: ember passes any of these on as SIGINT, so
+    the profile is written and neither py-spy nor the program is left running."""
+    out = tmp_path / "out.txt"
+    ember_run = subprocess.Popen(
+        [sys.executable, "-m", "ember", "record", "--backend", "py-spy", "-o", str(out), "--",
+         sys.executable, str(busy_script), "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert ember_run.stdout is not None
+        assert ember_run.stdout.readline().strip() == "ready"
+        time.sleep(1.5)  # py-spy samples the program meanwhile
+        ember_run.send_signal(sig)
+        _, err = ember_run.communicate(timeout=30)
+        assert "wrote" in err, err
+        profile = ember.load(out)
+        assert any(f.name == "crunch_numbers" for stack, _, _ in profile.samples()
+                   for f in stack), err
+        # py-spy does not wait for the program it ends: allow it a moment, zombies aside
+        deadline = time.monotonic() + 10
+        while (left := session_processes(ember_run.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not left, f"left running: {left}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(ember_run.pid, signal.SIGKILL)
+        ember_run.wait()
+
+
+def session_processes(sid: int) -> list[str]:
+    """The processes of session ``sid`` still running (not zombies)."""
+    ps = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-s", str(sid)], capture_output=True,
+                        text=True)
+    return [line for line in ps.stdout.splitlines() if line.split()[1][:1] not in ("Z", "X")]

@@ -1,4 +1,10 @@
-"""``ember record``: run a Python program under the in-process sampler."""
+"""``ember record``: run a Python program under the in-process sampler (or py-spy).
+
+The output is checked before the program starts; the program gets the
+signals sent to ``ember record`` (:class:`Forwarder`), and the summary line
+comes from what this run wrote (the status file the bootstrap fills in),
+never from a file an earlier run left.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,16 @@ import contextlib
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 from typing import Any
 
 import ember
 from ember import formats, pyspy
+from ember._child import Forwarder
 from ember.cli.command import Command
 from ember.config import MODES, Config
-from ember.errors import EmberError, FormatError
+from ember.errors import EmberError
 
 _PYTHON = re.compile(r"^python[0-9.]*(\.exe)?$")
 # Interpreter options that take a value as the next argument.
@@ -59,7 +64,7 @@ class Record(Command):
         command = list(args.command)
         if command[:1] == ["--"]:
             command = command[1:]
-        formats.for_path(args.output)  # refuse an unknown extension before running anything
+        check_output(args.output)  # a bad output is refused before anything runs
         Config.from_env(rate=args.rate, mode=args.mode, budget=args.budget)  # and bad settings
         if args.duration is not None and args.duration <= 0:
             raise EmberError(f"--duration={args.duration}: expected seconds > 0")
@@ -86,18 +91,15 @@ class Record(Command):
         env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH"), package_root) if p)
 
         child_argv = [interpreter, *options, "-m", "ember.cli.bootstrap", *target]
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the child gets Ctrl-C
-        try:
+        with Forwarder() as forwarder:
             try:
-                child = subprocess.Popen(child_argv, env=env)
+                code = forwarder.run(child_argv, env=env)
             except OSError as exc:
                 raise EmberError(f"cannot run {interpreter}: {exc.strerror or exc}") from None
-            code = child.wait()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            sampled = read_status(status_path)
-        report(args.output, sampled)
-        return code if code >= 0 else 128 - code
+            finally:
+                status = read_status(status_path)
+            report_status(args.output, status)  # still forwarding: ember outlives a 2nd Ctrl-C
+        return code
 
     def _with_pyspy(self, args: argparse.Namespace, command: list[str]) -> int:
         if args.pid is not None and command:
@@ -111,8 +113,37 @@ class Record(Command):
             duration=args.duration, native=args.native, idle=args.idle,
             subprocesses=args.subprocesses)
         formats.dump(profile, args.output)
-        report(args.output)
+        report(args.output, profile.totals().samples, len(profile.stacks))
         return code
+
+
+
+
+def check_output(path: str) -> None:
+    """Refuse, before the program runs, an output ember could not write.
+
+    The format must be known from the extension, the path must not be a
+    directory, and its directory must exist and take a new file (the profile
+    is written to a file beside the output, then renamed over it).
+    """
+    formats.for_path(path)
+    if os.path.isdir(path):
+        raise EmberError(f"{path}: is a directory; give a file name, such as "
+                         f"{os.path.join(path, 'profile.txt')}")
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        os.stat(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        raise EmberError(f"{path}: no such directory {directory}; create it first") from None
+    except OSError:
+        pass  # not reachable (permissions): said just below
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".ember-check-", dir=directory)
+    except OSError as exc:
+        raise EmberError(f"{path}: cannot write in {directory} "
+                         f"({exc.strerror or exc}); choose another directory") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def split_python_command(command: list[str]) -> tuple[str, list[str], list[str]]:
@@ -173,18 +204,27 @@ def rate_line(status: dict[str, Any]) -> str:
     return line
 
 
-def report(output: str, status: dict[str, Any] | None = None) -> None:
-    """One line on stderr about what was written (and how fast it was sampled)."""
-    if os.path.exists(output) and os.path.getsize(output) == 0:
-        print(f"ember record: wrote 0 samples to {output}", file=sys.stderr)
+def report_status(output: str, status: dict[str, Any] | None) -> None:
+    """The summary line of an in-process run, from the status file its bootstrap wrote."""
+    written = status.get("written") if status else None
+    if isinstance(written, dict):
+        report(output, int(written.get("samples", 0)), int(written.get("stacks", 0)), status)
+    else:
+        report(output)
+
+
+def report(output: str, samples: int | None = None, stacks: int = 0,
+           status: dict[str, Any] | None = None) -> None:
+    """One line on stderr about what this run wrote (and how fast it was sampled).
+
+    ``samples is None``: this run wrote nothing; a file left by an earlier run
+    is said to be left as it was, never reported as this run's.
+    """
+    if samples is None:
+        earlier = " (an earlier file there is left as it was)" if os.path.exists(output) else ""
+        print(f"ember record: no profile written to {output}{earlier}: the program was "
+              "killed (SIGKILL) or left before ember could write it", file=sys.stderr)
         return
-    try:
-        profile = formats.load(output)
-    except FormatError:
-        print(f"ember record: no profile written to {output} (the program left before "
-              "ember could write it, or took no sample)", file=sys.stderr)
-        return
-    total = profile.totals()
-    rate = f"; {rate_line(status)}" if status else ""
-    print(f"ember record: wrote {total.samples} samples ({len(profile.stacks)} stacks) "
-          f"to {output}{rate}", file=sys.stderr)
+    rate = f"; {rate_line(status)}" if status and samples else ""
+    print(f"ember record: wrote {samples} samples ({stacks} stacks) to {output}{rate}",
+          file=sys.stderr)
