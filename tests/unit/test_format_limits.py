@@ -292,3 +292,41 @@ def test_a_realistic_profile_is_far_within_the_budget() -> None:
     # a tenth of the budget is enough for 20 000 samples: some 300 000 fit in all
     back = pprof.read(io.BytesIO(data), "real.pb.gz", budget=pprof.BUDGET // 10)
     assert len(back.values) == 20_000
+
+
+# -- the speedscope reader's budget -------------------------------------------------------
+
+
+def many_samples_speedscope(n: int) -> bytes:
+    frames = [{"name": f"f{i}", "file": "m.py", "line": i} for i in range(100)]
+    samples = [[i % 100, (i * 7) % 100, (i * 13) % 100] for i in range(n)]
+    return json.dumps({"$schema": "https://www.speedscope.app/file-format-schema.json",
+                       "shared": {"frames": frames},
+                       "profiles": [{"type": "sampled", "name": "p", "unit": "none",
+                                     "startValue": 0, "endValue": n, "samples": samples,
+                                     "weights": [1] * n}]}).encode()
+
+
+def test_a_speedscope_file_past_the_budget_is_refused_before_parsing() -> None:
+    data = many_samples_speedscope(200_000)  # ~3 MB of text, ~120 MB once parsed
+    budget = 32 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError, match="too large for ember to read"):
+            speedscope.read(io.BytesIO(data), "big.json", budget=budget)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * len(data)  # refused from the bytes, no object built for them
+
+
+def test_the_speedscope_estimate_bounds_what_parsing_takes() -> None:
+    data = many_samples_speedscope(50_000)
+    tracemalloc.start()
+    try:
+        back = speedscope.read(io.BytesIO(data), "ok.json", budget=speedscope.parse_cost(data))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert back.totals().samples == 50_000
+    assert peak <= speedscope.parse_cost(data)

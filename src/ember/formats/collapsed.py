@@ -125,6 +125,9 @@ def frame_text(frame: Frame, leaf: bool = False) -> str:
     return text or UNKNOWN
 
 
+_WRITE_LINES = 4096
+
+
 def write(profile: Profile, stream: IO[bytes], **options: Any) -> None:
     inner = [frame_text(f) for f in profile.frames]
     leaf = [frame_text(f, leaf=True) for f in profile.frames]
@@ -136,4 +139,6 @@ def write(profile: Profile, stream: IO[bytes], **options: Any) -> None:
             lines.append(f"{text} {count}\n")
     lines.sort()
     # An empty file could be anything: a profile without samples is the empty stack's " 0".
-    stream.write("".join(lines or [" 0\n"]).encode("utf-8", "replace"))
+    lines = lines or [" 0\n"]
+    for start in range(0, len(lines), _WRITE_LINES):  # encoded a batch at a time, not all
+        stream.write("".join(lines[start:start + _WRITE_LINES]).encode("utf-8", "replace"))
