@@ -17,6 +17,7 @@ APP, STDLIB, THIRD_PARTY, NATIVE = "app", "stdlib", "third-party", "native"
 KINDS = (APP, STDLIB, THIRD_PARTY, NATIVE)
 
 _NATIVE_SUFFIXES = (".so", ".pyd", ".dll", ".dylib", ".c", ".h", ".cc", ".cpp")
+_VERSIONED_LIBRARY = re.compile(r"\.so(?:\.\d+)+$")  # libc.so.6, libcrypto.so.3
 # Any interpreter's standard library, also one recorded on another machine.
 _PY_LIB = re.compile(r"(?:^|/)lib(?:64)?/python\d+(?:\.\d+)*t?/")
 
@@ -36,8 +37,10 @@ def _stdlib_roots() -> tuple[str, ...]:
 def classify_file(file: str) -> str:
     """The kind of code in ``file`` (a frame's file name as recorded)."""
     file = file.replace("\\", "/")
-    if not file or file.startswith("<") or file.lower().endswith(_NATIVE_SUFFIXES):
-        return NATIVE  # <built-in>, <frozen ...>, <string>, native libraries and sources
+    if (not file or file.startswith(("<", "[")) or file == "?"
+            or file.lower().endswith(_NATIVE_SUFFIXES) or _VERSIONED_LIBRARY.search(file)):
+        # <built-in>, <frozen ...>, <string>, [vdso], native libraries and sources
+        return NATIVE
     if "/site-packages/" in file or "/dist-packages/" in file:
         return THIRD_PARTY
     if file.startswith(_stdlib_roots()) or _PY_LIB.search(file):

@@ -148,7 +148,11 @@ def test_colours_by_package() -> None:
     assert svg.classify(Frame("x", "/usr/lib/python3/dist-packages/yaml/x.py", 1)) == "third-party"
     for native in (SLEEP, Frame("f", "<built-in>"), Frame("f", "<frozen importlib._bootstrap>", 5),
                    Frame("f", "/x/_speedups.cpython-311-x86_64-linux-gnu.so", 0),
-                   collapsed.parse_frame("_PyEval_EvalFrameDefault (libpython3.11.so.1.0)")):
+                   collapsed.parse_frame("_PyEval_EvalFrameDefault (libpython3.11.so.1.0)"),
+                   # py-spy --native: versioned libraries, the vdso, unknown places
+                   Frame("SHA256_Update", "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"),
+                   Frame("[libc.so.6]", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+                   Frame("__vdso_clock_gettime", "[vdso]"), Frame("[unknown]", "?")):
         assert svg.classify(native) == "native", native
     doc = render(sample_profile())
     data = payload(doc)
