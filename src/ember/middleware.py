@@ -3,7 +3,8 @@ request for attribution, measure it, report it to observers (e.g. Prometheus).
 
 A middleware calls :func:`begin` when a request starts and :func:`end` when it
 is over (after the response body). Both are fault-isolated: an error inside
-ember is counted and logged once, and the request goes on untouched.
+ember (an observer's included) is counted and logged once, and the request
+goes on untouched.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ log = logging.getLogger("ember")
 
 Observer = Callable[["Request"], None]
 OBSERVERS: list[Observer] = []
-"""Called with every finished request (Prometheus metrics register here)."""
+"""Called with every finished request, on the thread that ended it (Prometheus
+metrics register here)."""
 
 errors = 0
 """Failures inside ember's request handling (the requests themselves went on)."""
@@ -36,9 +38,9 @@ class Request:
     """One request as ember measures it (a plain slotted class: one is made per
     request, and a dataclass with default factories costs a microsecond)."""
 
-    __slots__ = ("cpu_s", "cpu_source", "duration_s", "endpoint", "gc_s", "method",
-                 "start_cpu_ns", "start_gc_ns", "start_ns", "status", "task", "thread",
-                 "worker_cpu_ns")
+    __slots__ = ("cpu_ns", "cpu_s", "cpu_source", "duration_ns", "duration_s", "endpoint",
+                 "gc_ns", "gc_s", "method", "start_cpu_ns", "start_gc_ns", "start_ns",
+                 "status", "task", "thread", "worker_cpu_ns")
 
     def __init__(self, method: str, endpoint: str = "", *,
                  task: asyncio.Task[Any] | None = None, thread: int = 0,
@@ -54,12 +56,17 @@ class Request:
         self.start_cpu_ns = time.thread_time_ns() if cpu_source == "thread" else 0
         self.start_gc_ns = pause_ns_total()
         self.duration_s = duration_s
+        self.duration_ns = round(duration_s * 1e9) if duration_s else 0
+        """Wall time from :func:`begin` to :func:`end` (``duration_s`` in seconds)."""
         self.cpu_s = cpu_s
+        self.cpu_ns = round(cpu_s * 1e9) if cpu_s else 0
         self.cpu_source = cpu_source
         """Where ``cpu_s`` comes from: ``thread`` (the thread's own CPU clock,
         sync requests), ``sampler`` (asyncio: the loop thread's CPU that the
         sampler credited to the request's task, cycle by cycle) or ``""``."""
         self.gc_s = gc_s
+        self.gc_ns = round(gc_s * 1e9) if gc_s else 0
+        """Collector pauses while the request ran (they stop every thread)."""
         self.status = status
         self.worker_cpu_ns: list[int] = []
         """CPU (ns) of each thread-pool call made for an asyncio request, measured
@@ -146,17 +153,25 @@ def end(request: Request | None, status: int = 0) -> None:
         return
     try:
         if request.task is not None:
-            request.cpu_s = (requests.exit_task(request.task) + sum(request.worker_cpu_ns)) / 1e9
+            cpu_ns = requests.exit_task(request.task) + sum(request.worker_cpu_ns)
         else:
             requests.exit_thread(request.thread)
             if request.thread == threading.get_ident():
-                request.cpu_s = (time.thread_time_ns() - request.start_cpu_ns) / 1e9
+                cpu_ns = time.thread_time_ns() - request.start_cpu_ns
             else:
+                cpu_ns = 0
                 request.cpu_source = ""
-        request.duration_s = (time.perf_counter_ns() - request.start_ns) / 1e9
-        request.gc_s = (pause_ns_total() - request.start_gc_ns) / 1e9
+        request.cpu_ns, request.cpu_s = cpu_ns, cpu_ns / 1e9
+        duration_ns = request.duration_ns = time.perf_counter_ns() - request.start_ns
+        request.duration_s = duration_ns / 1e9
+        gc_ns = request.gc_ns = pause_ns_total() - request.start_gc_ns
+        request.gc_s = gc_ns / 1e9
         request.status = status
-        for observer in list(OBSERVERS):
-            observer(request)
     except Exception:
         _failed("finishing a request")
+        return
+    for observer in list(OBSERVERS):  # a copy: observers come and go on other threads
+        try:
+            observer(request)
+        except Exception:
+            _failed("reporting a finished request")

@@ -276,7 +276,9 @@ def test_faults_inside_metrics_never_propagate(registry: CollectorRegistry,
     assert installed.poll() == 2
     assert installed.errors == 2
     assert installed.poll() == 0  # the broken window is not retried
-    installed.observe_request(middleware.Request("GET", "GET /", duration_s="x"))  # type: ignore[arg-type]
+    bad = middleware.Request("GET", "GET /", duration_s=0.1)
+    bad.duration_s = "x"  # type: ignore[assignment]
+    installed.observe_request(bad)
     assert installed.errors == 3
     hot = metrics.function_label(F["hot"])
     assert value(registry, "ember_function_self_seconds_total",
