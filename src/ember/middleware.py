@@ -27,8 +27,8 @@ log = logging.getLogger("ember")
 
 Observer = Callable[["Request"], None]
 OBSERVERS: list[Observer] = []
-"""Called with every finished request, on the thread that ended it (Prometheus
-metrics register here)."""
+"""Called with every finished request, on the thread that ended it (a running
+sampler registers its window summaries here, ``ember.metrics`` its histograms)."""
 
 errors = 0
 """Failures inside ember's request handling (the requests themselves went on)."""
