@@ -1,5 +1,6 @@
-"""What every framework middleware shares: start the sampler, register the
-request for attribution, measure it, report it to observers (e.g. Prometheus).
+"""What every framework middleware shares: register the request for
+attribution, measure it, report it to observers (the running samplers' window
+summaries, the Prometheus metrics). Starting ember is ``ember.autostart``'s.
 
 A middleware calls :func:`begin` when a request starts and :func:`end` when it
 is over (after the response body). Both are fault-isolated: an error inside
@@ -17,10 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ember import api
 from ember.attribution import http_method
 from ember.attribution import registry as requests
-from ember.config import Config
 from ember.gcstats import pause_ns_total
 
 log = logging.getLogger("ember")
@@ -84,35 +83,6 @@ def _failed(what: str) -> None:
     if errors == 1:
         with contextlib.suppress(Exception):  # a broken logging setup must not fail a request
             log.exception("ember: %s failed (counted, logged once; the request goes on)", what)
-
-
-def ensure_sampler(start: bool = True, *, metrics: bool = True, registry: Any = None,
-                   **settings: Any) -> None:
-    """Start the process-wide sampler if it is not running (and ``start`` is true),
-    apply the label settings (``max_new_paths``) to the attribution registry,
-    and ember's Prometheus metrics (``metrics``; when prometheus-client is
-    installed) in ``registry``, by default prometheus-client's global one, so an
-    application's existing ``/metrics`` shows them."""
-    try:
-        if start and api.current() is None:
-            api.start(**settings)
-        running = api.current()
-        # The label settings: the running sampler's, unless this middleware has its own.
-        config = running.config if running is not None and not settings \
-            else Config.from_env(**settings)
-        requests.max_new_paths = config.max_new_paths
-        requests.activate()
-    except Exception:
-        _failed("starting the sampler")
-    if metrics:
-        try:
-            from ember import metrics as prometheus
-        except ImportError:  # prometheus-client is not installed: no metrics
-            return
-        try:
-            prometheus.install(registry)
-        except Exception:
-            _failed("installing the Prometheus metrics")
 
 
 def begin(method: str, endpoint: str, *, asyncio_task: bool = False) -> Request | None:
