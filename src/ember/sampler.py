@@ -153,13 +153,18 @@ class Sampler:
         self._finish()
         return self.profile()
 
-    def _finish(self) -> None:
-        """The sampling thread is gone: seal the last window and flush the sinks."""
+    def _finish(self, timeout: float = -1) -> None:
+        """The sampling thread is gone (or going): seal the last window and flush the
+        sinks (``timeout``: how long to wait for the lock at most; -1: as long as it takes)."""
         self._sealer.gc.uninstall()
         with contextlib.suppress(ValueError):
             middleware.OBSERVERS.remove(self.observe_request)
-        with self._lock:
+        if not self._lock.acquire(timeout=timeout):
+            return
+        try:
             self._seal(self._clock())
+        finally:
+            self._lock.release()
         self._sealer.sinks.flush()
 
     # -- sinks ----------------------------------------------------------------------
@@ -412,8 +417,8 @@ def _stop_all_at_exit() -> None:
             sampler._request_stop()
             if thread is not None:
                 thread.join(timeout=1.0)
-            if len(sampler._sealer.sinks) and not (thread is not None and thread.is_alive()):
-                sampler._finish()  # the last window reaches the sinks
+            if len(sampler._sealer.sinks):  # the last window reaches the sinks
+                sampler._finish(timeout=1.0)  # (a thread still stopping takes no sample)
 
 
 def running_samplers() -> Iterable[Sampler]:
