@@ -162,7 +162,7 @@ class ThreadedSink:
                 self.dropped += 1
             self._queue.append(window)
             self.received += 1
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._start()
             else:  # running, or stopping: it handles what is queued before it ends
                 self._cond.notify()
@@ -170,7 +170,7 @@ class ThreadedSink:
     def start(self) -> None:
         """Start the thread if it is not running."""
         with self._cond:
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._start()
 
     def _start(self) -> None:
