@@ -14,6 +14,11 @@ No server and no sockets: the script calls the applications itself.
   against ``ember.asgi.EmberMiddleware(app, start_sampler=False,
   metrics=False)``; for information, a Starlette app with one route, bare
   against wrapped.
+- With the window summaries: the same pure middleware, with the observer a
+  running sampler registers (``RequestRecorder.observe``, which adds each
+  finished request into the open window's per-endpoint summaries), alone
+  and with the Prometheus observer too (what ``ensure_started()`` wires by
+  default). The sampler itself is not started.
 - For information, a Flask app with one route (``/items/<int:item_id>``), bare
   against ``ember.flask.init_app(app, start_sampler=False, metrics=False)``:
   the WSGI middleware plus the hook that reads Flask's route, as in production;
@@ -51,6 +56,7 @@ from typing import Any
 
 from ember import middleware
 from ember.asgi import EmberMiddleware as AsgiMiddleware
+from ember.summary import RequestRecorder
 from ember.wsgi import EmberMiddleware as WsgiMiddleware
 
 TARGET_WSGI_US = 5.0
@@ -274,6 +280,13 @@ def main(argv: list[str] | None = None) -> int:
     compare("Starlette 1 route, metrics=False", asgi_batch(star, loop),
             asgi_batch(star_wrapped, loop), args)
 
+    # With a running sampler's observer: the window summaries.
+    summaries = [RequestRecorder().observe]
+    compare("WSGI, window summaries", wsgi_batch(wsgi_app), wsgi_batch(wsgi_plain), args,
+            ([], summaries))
+    compare("ASGI, window summaries", asgi_batch(asgi_app, loop),
+            asgi_batch(asgi_plain, loop), args, ([], summaries))
+
     # With the Prometheus observer (installed by the first metrics=True request).
     observers: list[Any] = []
     try:
@@ -289,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         asgi_metrics = AsgiMiddleware(asgi_app, start_sampler=False, metrics=True)
         compare("ASGI, metrics=True", asgi_batch(asgi_app, loop),
                 asgi_batch(asgi_metrics, loop), args, ([], observers))
+        compare("WSGI, summaries + metrics", wsgi_batch(wsgi_app), wsgi_batch(wsgi_metrics),
+                args, ([], summaries + observers))
     compare("asyncio task in a request (info)", task_batch(loop, False),
             task_batch(loop, True), args)
     loop.close()

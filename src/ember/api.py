@@ -1,4 +1,5 @@
-"""The process-wide profiler: ``start()``, ``stop()`` and the ``profile()`` block."""
+"""The process-wide profiler: ``start()``, ``stop()``, the sinks its windows go
+to (``add_sink()``), and the ``profile()`` block."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from ember.config import Config
 from ember.errors import ProfilerStateError
 from ember.profile import Profile
 from ember.sampler import Sampler
+from ember.window import WindowSink
 
 _lock = threading.Lock()
 _global: Sampler | None = None
+_sinks: list[WindowSink] = []
 
 
 def start(**settings: Any) -> Sampler | None:
@@ -29,7 +32,7 @@ def start(**settings: Any) -> Sampler | None:
     with _lock:
         if _global is not None and _global.running:
             return _global
-        _global = Sampler(config).start()
+        _global = Sampler(config, sinks=_sinks).start()
         return _global
 
 
@@ -41,6 +44,23 @@ def stop() -> Profile:
     if sampler is None:
         raise ProfilerStateError("ember is not running; call ember.start() first")
     return sampler.stop()
+
+
+def add_sink(sink: WindowSink) -> None:
+    """Hand every window the process-wide sampler seals to ``sink``: the running
+    sampler's from now on, and those of every sampler :func:`start` starts later."""
+    with _lock:
+        if not any(s is sink for s in _sinks):
+            _sinks.append(sink)
+        if _global is not None:
+            _global.add_sink(sink)
+
+
+def remove_sink(sink: WindowSink) -> None:
+    with _lock:
+        _sinks[:] = [s for s in _sinks if s is not sink]
+        if _global is not None:
+            _global.remove_sink(sink)
 
 
 def current() -> Sampler | None:

@@ -52,7 +52,7 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, TypeVar
 
-from ember import middleware
+from ember import autostart, middleware
 from ember.attribution import UNMATCHED, UNROUTED, normalise_path, registry
 
 Scope = MutableMapping[str, Any]
@@ -191,9 +191,10 @@ class EmberMiddleware:
     """ASGI middleware attributing samples to route templates; see the module docstring.
 
     ``label`` maps a scope to the provisional route (default: the normalised
-    path); a route template found by Starlette's router replaces it.
-    ``max_endpoints`` caps the process-wide number of endpoint labels. Other
-    keyword settings go to :func:`ember.start` when ``start_sampler`` is true.
+    path); a route template found by Starlette's router replaces it. When it is
+    made it calls :func:`ember.autostart.ensure_started` with ``start_sampler``,
+    ``max_endpoints`` (the process-wide cap on endpoint labels) and the other
+    keyword settings (as in :class:`ember.Config`, plus ``metrics`` and ``registry``).
     """
 
     routed = False
@@ -211,12 +212,10 @@ class EmberMiddleware:
         self.app = app
         self.label = label
         try:
-            if max_endpoints is not None:
-                registry.max_endpoints = max_endpoints
             install_threadpool_hook()
         except Exception:
             middleware._failed("setting up the ASGI middleware")
-        middleware.ensure_sampler(start_sampler, **sampler_settings)
+        autostart.ensure_started(start_sampler, max_endpoints=max_endpoints, **sampler_settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":

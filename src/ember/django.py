@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ember import middleware
+from ember import autostart, middleware
 from ember.attribution import UNMATCHED, UNROUTED, registry
 from ember.wsgi import route_template
 
@@ -50,11 +50,7 @@ class EmberMiddleware:
 
             options = dict(getattr(settings, "EMBER", None) or {})
             start = bool(options.pop("start_sampler", True))
-            max_endpoints = options.pop("max_endpoints", None)
-            if max_endpoints is not None:
-                registry.max_endpoints = int(max_endpoints)
-            middleware.ensure_sampler(start, **options)
-            registry.activate()
+            autostart.ensure_started(start, **options)
         except Exception:
             middleware._failed("starting the sampler")
 

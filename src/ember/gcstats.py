@@ -68,15 +68,29 @@ class GcMonitor:
             self._pause_ns[gen] += pause_ns[gen] - self._base[1][gen]
         self._base = (counts, pause_ns)
 
-    def peek(self) -> dict[int, tuple[int, float]]:
-        """Pauses since the last take, without resetting them."""
+    def peek_ns(self) -> dict[int, tuple[int, int]]:
+        """Pauses since the last take, without resetting them: generation ->
+        (collections, pause ns)."""
         self._fold()
-        return {gen: (self._counts[gen], self._pause_ns[gen] / 1e9)
+        return {gen: (self._counts[gen], self._pause_ns[gen])
                 for gen in range(3) if self._counts[gen]}
 
-    def take(self) -> dict[int, tuple[int, float]]:
-        """Pauses since the last take: generation -> (collections, seconds)."""
-        out = self.peek()
+    def take_ns(self) -> dict[int, tuple[int, int]]:
+        """Pauses since the last take: generation -> (collections, pause ns)."""
+        out = self.peek_ns()
         self._counts = [0, 0, 0]
         self._pause_ns = [0, 0, 0]
         return out
+
+    def peek(self) -> dict[int, tuple[int, float]]:
+        """:meth:`peek_ns` in seconds."""
+        return as_seconds(self.peek_ns())
+
+    def take(self) -> dict[int, tuple[int, float]]:
+        """:meth:`take_ns` in seconds: generation -> (collections, seconds)."""
+        return as_seconds(self.take_ns())
+
+
+def as_seconds(pauses: dict[int, tuple[int, int]]) -> dict[int, tuple[int, float]]:
+    """Pauses per generation with their time in seconds (as ``Metadata.gc`` holds them)."""
+    return {gen: (count, pause_ns / 1e9) for gen, (count, pause_ns) in pauses.items()}

@@ -22,13 +22,16 @@ Where the values come from:
 - the request histograms from an observer in :data:`ember.middleware.OBSERVERS`
   (every request a middleware reports);
 - the function counters, samples and truncation counters from the sealed
-  windows of the process-wide sampler (:func:`ember.api.current`), each
-  consumed exactly once by a daemon feeder thread (an
-  :class:`ember.sampler.EmberThread`, so it is never sampled); the gauges from
-  the sampler's ``stats()`` at the same time;
+  windows: :attr:`Metrics.sink` is a window sink
+  (:class:`ember.sinks.ThreadedSink`) of the process-wide sampler (present and
+  future: :func:`ember.api.add_sink`), or of the ``sampler`` given; each window
+  reaches it once, and its own thread (never sampled) turns it into the
+  counters. The gauges come with the window (``Window.sampler_stats``, the
+  sampler's health when it sealed the window), so they move once a window;
 - the GC pauses from a ``gc.callbacks`` hook. The hook only appends to a
   bounded buffer (a collection may run while this very thread holds a metric's
-  lock); the feeder moves the pauses into the histogram.
+  lock); the sink's thread moves the pauses into the histogram every
+  :data:`GC_FLUSH_SECONDS` and at every window.
 
 ``ember_function_self_seconds_total`` counts, per endpoint, the self CPU
 seconds (``cpu_ns``; ``samples * period`` when the window has no CPU times) of
@@ -84,7 +87,7 @@ exits, so its live gauges disappear::
 Empty the directory between runs of the server. In multiprocess mode the
 counters and histograms are summed over the workers (no ``pid`` label); the two
 sampler gauges report the highest value over the live workers (``livemax``).
-With ``gunicorn --preload`` the feeder thread is restarted in every worker
+With ``gunicorn --preload`` the sink's thread is restarted in every worker
 after the fork.
 """
 
@@ -95,7 +98,6 @@ import gc
 import logging
 import threading
 import time
-import weakref
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -103,17 +105,18 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from ember import _process, api, middleware
 from ember.attribution import BACKGROUND, OTHER
 from ember.profile import Frame, Profile
-from ember.sampler import EmberThread, Sampler
+from ember.sampler import Sampler
+from ember.sinks import ThreadedSink
 from ember.window import Window
 
 log = logging.getLogger("ember")
 
 MAX_FUNCTION_LABEL = 200
 """Longest ``function`` label value (longer ones are cut, keeping the location)."""
-POLL_SECONDS = 1.0
-"""How often the feeder looks for newly sealed windows."""
+GC_FLUSH_SECONDS = 1.0
+"""How often the sink's thread moves the buffered GC pauses into the histogram."""
 GC_BUFFER = 10_000
-"""GC pauses held between two feeder polls at most (the oldest are dropped)."""
+"""GC pauses held between two moves at most (the oldest are dropped)."""
 MAX_REQUEST_CHILDREN = 4096
 """Cached histogram children per (endpoint, method); beyond, the cache starts over."""
 
@@ -158,7 +161,6 @@ class Metrics:
         top_k: int = 10,
         sampler: Sampler | None = None,
         max_endpoints: int = 100,
-        poll: float = POLL_SECONDS,
     ) -> None:
         if top_k < 1:
             raise ValueError(f"top_k must be at least 1, not {top_k}")
@@ -166,13 +168,13 @@ class Metrics:
         self.top_k = top_k
         self.max_functions = 2 * top_k
         self.max_endpoints = max_endpoints
-        self.poll_seconds = poll
         self.errors = 0
         self._sampler = sampler
         self._update_lock = threading.Lock()
         self._admitted: dict[str, set[str]] = {}
-        self._last_window: Window | None = None
-        self._last_sampler: Sampler | None = None
+        self.sink = ThreadedSink(self.handle_window, name="ember-metrics",
+                                 tick=GC_FLUSH_SECONDS, on_tick=self._flush_gc_safely)
+        """The window sink feeding these metrics (its thread is never sampled)."""
         self._gc_pauses: collections.deque[tuple[int, float]] = collections.deque(
             maxlen=GC_BUFFER)
         self._gc_started = 0.0
@@ -180,8 +182,6 @@ class Metrics:
         # than observe(). Bounded: endpoints are capped and methods normalised.
         self._duration_children: dict[tuple[str, str], Any] = {}
         self._cpu_children: dict[tuple[str, str], Any] = {}
-        self._stop = threading.Event()
-        self._thread: EmberThread | None = None
 
         request_labels = ("endpoint", "method")
         self.request_duration = Histogram(
@@ -309,92 +309,66 @@ class Metrics:
         if meta.truncated:
             self.truncated.inc(meta.truncated)
 
-    def _current_sampler(self) -> Sampler | None:
-        if self._sampler is not None:
-            return self._sampler
-        return api.current()
+    def handle_window(self, window: Window) -> None:
+        """One sealed window into the counters, the gauges and (first) the GC
+        pauses; on the sink's thread. Never raises."""
+        self._flush_gc_safely()
+        try:
+            self.update_from_window(window.profile())
+        except Exception:
+            self._failed("reading a sealed window")
+        try:
+            stats = window.sampler_stats
+            if "overhead_ratio" in stats:
+                self.overhead.set(float(stats["overhead_ratio"]))
+            if "interval" in stats:
+                self.interval.set(float(stats["interval"]))
+        except Exception:
+            self._failed("setting the sampler gauges")
 
-    def poll(self) -> int:
-        """Feed what is new: sealed windows (each exactly once), sampler gauges and
-        GC pauses. Returns the number of windows consumed. Never raises."""
-        consumed = 0
+    def _flush_gc_safely(self) -> None:
         try:
             self.flush_gc()
         except Exception:
             self._failed("recording GC pauses")
-        try:
-            sampler = self._current_sampler()
-            if sampler is None:
-                return 0
-            windows = sampler.windows()
-            if sampler is not self._last_sampler:
-                self._last_sampler, self._last_window = sampler, None
-            start = 0
-            if self._last_window is not None:
-                # The ring only appends and drops its oldest: everything after the
-                # last consumed window is new; if it was dropped, all are new.
-                for i, window in enumerate(windows):
-                    if window is self._last_window:
-                        start = i + 1
-                        break
-            for window in windows[start:]:
-                self._last_window = window  # consumed even if it fails: never twice
-                consumed += 1
-                try:
-                    self.update_from_window(window.profile())
-                except Exception:
-                    self._failed("reading a sealed window")
-            stats = sampler.stats()
-            self.overhead.set(float(stats["overhead_ratio"]))
-            self.interval.set(float(stats["interval"]))
-        except Exception:
-            self._failed("polling the sampler")
-        return consumed
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the windows handed to :attr:`sink` are counted, and move the
+        GC pauses recorded so far (tests; a clean shutdown). Returns whether all were."""
+        done = self.sink.wait(timeout)
+        self._flush_gc_safely()
+        return done
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> Metrics:
-        """Hook into the middleware and the collector and start the feeder thread."""
+        """Hook into the middleware, the collector and the sampler's windows."""
         if self.observe_request not in middleware.OBSERVERS:
             middleware.OBSERVERS.append(self.observe_request)
         if self._gc_callback not in gc.callbacks:
             gc.callbacks.append(self._gc_callback)
-        self._start_thread()
+        if self._sampler is not None:
+            self._sampler.add_sink(self.sink)
+        else:
+            api.add_sink(self.sink)
+        self.sink.start()
         return self
-
-    def _start_thread(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = EmberThread(target=self._run, name="ember-metrics", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            self.poll()
 
     def close(self) -> None:
         """Unhook and stop feeding (the metrics stay registered)."""
-        self._stop.set()
         while self.observe_request in middleware.OBSERVERS:
             middleware.OBSERVERS.remove(self.observe_request)
         while self._gc_callback in gc.callbacks:
             gc.callbacks.remove(self._gc_callback)
-        thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=2.0)
-        _running.discard(self)
+        if self._sampler is not None:
+            self._sampler.remove_sink(self.sink)
+        else:
+            api.remove_sink(self.sink)
+        self.sink.stop()
 
     def _after_fork_in_child(self) -> None:
         self._update_lock = threading.Lock()
         self._gc_pauses.clear()
         self._gc_started = 0.0
-        self._last_window = None
-        self._last_sampler = None
-        self._thread = None
-        self._start_thread()
-
-
-_running: weakref.WeakSet[Metrics] = weakref.WeakSet()
 
 
 def install(
@@ -405,7 +379,8 @@ def install(
     max_endpoints: int = 100,
 ) -> Metrics:
     """Create ember's metrics in ``registry`` (default: prometheus_client.REGISTRY),
-    register the request observer and start feeding them.
+    register the request observer and the window sink (on ``sampler``, else on
+    the process-wide sampler, now and after every restart).
 
     Idempotent: a second call for the same registry returns the metrics already
     installed there (restarted if they were closed; other arguments are ignored).
@@ -414,11 +389,9 @@ def install(
     with _lock:
         existing = _installed.get(id(target))
         if existing is not None:
-            _running.add(existing)
             return existing.start()
         metrics = Metrics(target, top_k=top_k, sampler=sampler, max_endpoints=max_endpoints)
         _installed[id(target)] = metrics
-    _running.add(metrics)
     return metrics.start()
 
 
@@ -436,11 +409,11 @@ def update_from_window(window_profile: Profile, registry: CollectorRegistry | No
 
 
 def _after_fork_in_child() -> None:
-    for metrics in list(_running):
+    for metrics in list(_installed.values()):  # (their sinks' threads restart by themselves)
         try:
             metrics._after_fork_in_child()
         except Exception:
-            log.exception("ember: could not restart the metrics feeder after fork")
+            log.exception("ember: could not reset the metrics after fork")
 
 
 _process.after_fork(_after_fork_in_child)

@@ -1,9 +1,11 @@
-"""What every framework middleware shares: start the sampler, register the
-request for attribution, measure it, report it to observers (e.g. Prometheus).
+"""What every framework middleware shares: register the request for
+attribution, measure it, report it to observers (the running samplers' window
+summaries, the Prometheus metrics). Starting ember is ``ember.autostart``'s.
 
 A middleware calls :func:`begin` when a request starts and :func:`end` when it
 is over (after the response body). Both are fault-isolated: an error inside
-ember is counted and logged once, and the request goes on untouched.
+ember (an observer's included) is counted and logged once, and the request
+goes on untouched.
 """
 
 from __future__ import annotations
@@ -16,17 +18,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ember import api
 from ember.attribution import http_method
 from ember.attribution import registry as requests
-from ember.config import Config
 from ember.gcstats import pause_ns_total
 
 log = logging.getLogger("ember")
 
 Observer = Callable[["Request"], None]
 OBSERVERS: list[Observer] = []
-"""Called with every finished request (Prometheus metrics register here)."""
+"""Called with every finished request, on the thread that ended it (a running
+sampler registers its window summaries here, ``ember.metrics`` its histograms)."""
 
 errors = 0
 """Failures inside ember's request handling (the requests themselves went on)."""
@@ -36,9 +37,9 @@ class Request:
     """One request as ember measures it (a plain slotted class: one is made per
     request, and a dataclass with default factories costs a microsecond)."""
 
-    __slots__ = ("cpu_s", "cpu_source", "duration_s", "endpoint", "gc_s", "method",
-                 "start_cpu_ns", "start_gc_ns", "start_ns", "status", "task", "thread",
-                 "worker_cpu_ns")
+    __slots__ = ("cpu_ns", "cpu_s", "cpu_source", "duration_ns", "duration_s", "endpoint",
+                 "gc_ns", "gc_s", "method", "start_cpu_ns", "start_gc_ns", "start_ns",
+                 "status", "task", "thread", "worker_cpu_ns")
 
     def __init__(self, method: str, endpoint: str = "", *,
                  task: asyncio.Task[Any] | None = None, thread: int = 0,
@@ -54,12 +55,17 @@ class Request:
         self.start_cpu_ns = time.thread_time_ns() if cpu_source == "thread" else 0
         self.start_gc_ns = pause_ns_total()
         self.duration_s = duration_s
+        self.duration_ns = round(duration_s * 1e9) if duration_s else 0
+        """Wall time from :func:`begin` to :func:`end` (``duration_s`` in seconds)."""
         self.cpu_s = cpu_s
+        self.cpu_ns = round(cpu_s * 1e9) if cpu_s else 0
         self.cpu_source = cpu_source
         """Where ``cpu_s`` comes from: ``thread`` (the thread's own CPU clock,
         sync requests), ``sampler`` (asyncio: the loop thread's CPU that the
         sampler credited to the request's task, cycle by cycle) or ``""``."""
         self.gc_s = gc_s
+        self.gc_ns = round(gc_s * 1e9) if gc_s else 0
+        """Collector pauses while the request ran (they stop every thread)."""
         self.status = status
         self.worker_cpu_ns: list[int] = []
         """CPU (ns) of each thread-pool call made for an asyncio request, measured
@@ -77,35 +83,6 @@ def _failed(what: str) -> None:
     if errors == 1:
         with contextlib.suppress(Exception):  # a broken logging setup must not fail a request
             log.exception("ember: %s failed (counted, logged once; the request goes on)", what)
-
-
-def ensure_sampler(start: bool = True, *, metrics: bool = True, registry: Any = None,
-                   **settings: Any) -> None:
-    """Start the process-wide sampler if it is not running (and ``start`` is true),
-    apply the label settings (``max_new_paths``) to the attribution registry,
-    and ember's Prometheus metrics (``metrics``; when prometheus-client is
-    installed) in ``registry``, by default prometheus-client's global one, so an
-    application's existing ``/metrics`` shows them."""
-    try:
-        if start and api.current() is None:
-            api.start(**settings)
-        running = api.current()
-        # The label settings: the running sampler's, unless this middleware has its own.
-        config = running.config if running is not None and not settings \
-            else Config.from_env(**settings)
-        requests.max_new_paths = config.max_new_paths
-        requests.activate()
-    except Exception:
-        _failed("starting the sampler")
-    if metrics:
-        try:
-            from ember import metrics as prometheus
-        except ImportError:  # prometheus-client is not installed: no metrics
-            return
-        try:
-            prometheus.install(registry)
-        except Exception:
-            _failed("installing the Prometheus metrics")
 
 
 def begin(method: str, endpoint: str, *, asyncio_task: bool = False) -> Request | None:
@@ -146,17 +123,25 @@ def end(request: Request | None, status: int = 0) -> None:
         return
     try:
         if request.task is not None:
-            request.cpu_s = (requests.exit_task(request.task) + sum(request.worker_cpu_ns)) / 1e9
+            cpu_ns = requests.exit_task(request.task) + sum(request.worker_cpu_ns)
         else:
             requests.exit_thread(request.thread)
             if request.thread == threading.get_ident():
-                request.cpu_s = (time.thread_time_ns() - request.start_cpu_ns) / 1e9
+                cpu_ns = time.thread_time_ns() - request.start_cpu_ns
             else:
+                cpu_ns = 0
                 request.cpu_source = ""
-        request.duration_s = (time.perf_counter_ns() - request.start_ns) / 1e9
-        request.gc_s = (pause_ns_total() - request.start_gc_ns) / 1e9
+        request.cpu_ns, request.cpu_s = cpu_ns, cpu_ns / 1e9
+        duration_ns = request.duration_ns = time.perf_counter_ns() - request.start_ns
+        request.duration_s = duration_ns / 1e9
+        gc_ns = request.gc_ns = pause_ns_total() - request.start_gc_ns
+        request.gc_s = gc_ns / 1e9
         request.status = status
-        for observer in list(OBSERVERS):
-            observer(request)
     except Exception:
         _failed("finishing a request")
+        return
+    for observer in list(OBSERVERS):  # a copy: observers come and go on other threads
+        try:
+            observer(request)
+        except Exception:
+            _failed("reporting a finished request")

@@ -6,8 +6,11 @@ which threads are on CPU at the instant; in cpu mode an instant without one
 ends there, and otherwise the sampler takes ``sys._current_frames()`` and
 hands them to the collector (``ember._capture``), which samples the threads
 that were on CPU. Every ``window`` seconds the collected tables are sealed
-into a :class:`Window` kept in a bounded in-memory history
-(:class:`ember.window.History`: ``max_windows`` windows, ``max_history_bytes``).
+into a :class:`~ember.window.Window` (``ember.sealing``), with the summaries
+of the requests that finished meanwhile, kept in a bounded in-memory history
+(:class:`ember.window.History`: ``max_windows`` windows, ``max_history_bytes``)
+and handed to the sampler's window sinks (:class:`ember.window.WindowSink`),
+outside the sampler's lock, in order, at stop and at exit too.
 The sampler measures its own CPU time and stretches its interval to stay
 within its budget, never beyond ``max_interval``. Nothing that goes wrong
 inside it reaches the application: errors are counted and logged once.
@@ -15,9 +18,9 @@ inside it reaches the application: errors are counted and logged once.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
-import math
 import random
 import sys
 import threading
@@ -26,14 +29,15 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ember import _impl, _process
+from ember import _impl, _process, middleware
 from ember._process import EmberThread, repair_native_id, sampler_idents
 from ember.config import Config
 from ember.errors import ProfilerStateError
-from ember.gcstats import GcMonitor
-from ember.profile import Metadata, Profile, merge
+from ember.profile import Profile, merge
+from ember.sealing import Sealer
+from ember.summary import FinishedRequest, WindowSummary
 from ember.threads import ThreadTable
-from ember.window import History, Window
+from ember.window import Window, WindowSink
 
 log = logging.getLogger("ember")
 
@@ -69,6 +73,7 @@ class Sampler:
         clock: Callable[[], int] = time.monotonic_ns,
         rng: random.Random | None = None,
         implementation: str | None = None,
+        sinks: Iterable[WindowSink] = (),
         **settings: Any,
     ) -> None:
         if config is not None and settings:
@@ -81,7 +86,12 @@ class Sampler:
         self.implementation = "python" if self._capture.__name__.endswith("_py") else "cython"
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._gc = GcMonitor()
+        self._sealer = Sealer(self.config, fresh_ids=self.implementation == "cython",
+                              clock=clock, sinks=sinks)
+        self.observe_request: Callable[[FinishedRequest], None] = self._sealer.requests.observe
+        """Record a finished request in the open window's summaries: registered in
+        ``ember.middleware.OBSERVERS`` while the sampler runs (one recorder for the
+        sampler's life, so the registered method stays the right one)."""
         self._reset_state()
         _live_samplers.add(self)
 
@@ -91,8 +101,6 @@ class Sampler:
         self._waker = self._wake.Waker(self._rng.getrandbits(64), cfg.gil_handoff)
         self._collector = self._capture.Collector(cfg.max_stacks, cfg.max_depth, cfg.lines,
                                                   self._waker)
-        self._windows = History(cfg.max_windows, cfg.max_history_bytes,
-                                fresh_ids=self.implementation == "cython")
         self._interval_ns = int(cfg.interval * 1e9)
         # A sampler started again (a test, a toggle, a fork child) starts from the
         # cost per wake-up the last one learned, not from none: no burst at full rate.
@@ -103,11 +111,8 @@ class Sampler:
         self._cpu_mode = cfg.mode == "cpu"
         self._threads = ThreadTable(self._collector, self._waker, cpu_mode=self._cpu_mode,
                                     max_threads=cfg.max_threads, clock=self._clock)
-        self._max_threads = cfg.max_threads
-        self._window_start = self._clock()
-        self._window_start_unix = time.time()
-        self._seal_at = self._next_seal(self._window_start)
-        self._started_ns = self._window_start
+        self._started_ns = self._clock()
+        self._sealer.begin(self._started_ns)
         self._started_cpu = time.process_time_ns()
         self._own_cpu_ns = 0
         self._samples = 0
@@ -116,8 +121,7 @@ class Sampler:
         self._consecutive_errors = 0
         self._truncated = 0
         self._native_id = 0
-        self._gc.take()
-        self._waker.begin(self._window_start, self._interval_ns)
+        self._waker.begin(self._started_ns, self._interval_ns)
 
     # -- control ------------------------------------------------------------------
     @property
@@ -131,22 +135,49 @@ class Sampler:
         repair_native_id()
         self._reset_state()
         self._stopping = False
-        self._gc.install()
+        self._sealer.gc.install()
+        if self.observe_request not in middleware.OBSERVERS:
+            middleware.OBSERVERS.append(self.observe_request)
         self._thread = EmberThread(target=self._run, name="ember-sampler", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> Profile:
-        """Stop sampling, seal the last window and return the whole profile."""
+        """Stop sampling, seal the last window (the sinks get it, then ``flush()``)
+        and return the whole profile."""
         thread = self._thread
         self._request_stop()
         if thread is not None and thread is not threading.current_thread():
             thread.join()
         self._thread = None
-        self._gc.uninstall()
-        with self._lock:
-            self._seal(self._clock())
+        self._finish()
         return self.profile()
+
+    def _finish(self, timeout: float = -1) -> None:
+        """The sampling thread is gone (or going): seal the last window and flush the
+        sinks (``timeout``: how long to wait for the lock at most; -1: as long as it takes)."""
+        self._sealer.gc.uninstall()
+        with contextlib.suppress(ValueError):
+            middleware.OBSERVERS.remove(self.observe_request)
+        if not self._lock.acquire(timeout=timeout):
+            return
+        try:
+            self._seal(self._clock())
+        finally:
+            self._lock.release()
+        self._sealer.sinks.flush()
+
+    # -- sinks ----------------------------------------------------------------------
+    def add_sink(self, sink: WindowSink) -> None:
+        """Hand the windows sealed from now on to ``sink`` as well (kept across restarts)."""
+        self._sealer.sinks.add(sink)
+
+    def remove_sink(self, sink: WindowSink) -> None:
+        self._sealer.sinks.remove(sink)
+
+    @property
+    def sinks(self) -> list[WindowSink]:
+        return list(self._sealer.sinks)
 
     # -- the sampling thread ------------------------------------------------------
     def _run(self) -> None:
@@ -163,7 +194,7 @@ class Sampler:
         try:
             while True:
                 interval = self._mean_interval_ns()
-                until = min(self._seal_at, self._threads.next_refresh,
+                until = min(self._sealer.seal_at, self._threads.next_refresh,
                             time.monotonic_ns() + 10**12)
                 watch_unknown = interval // 2 if self._clock() >= self._unknown_quiet_until else 0
                 code = waker.wait(interval, int(until), self._cpu_mode, watch_unknown)
@@ -256,7 +287,7 @@ class Sampler:
         callback that releases the GIL to a thread blocked on that lock, a
         deadlock seen in this project's tests; and nothing may release the GIL
         mid-walk. Registering threads, and choosing among too many, is
-        :meth:`_catch_up`, in Python.
+        ``ThreadTable.catch_up``, in Python.
         """
         last, self._last_cycle = self._last_cycle, now
         cycle_ns = now - last if last else self._interval_ns
@@ -271,11 +302,14 @@ class Sampler:
                 taken = collector.cycle(now, cycle_ns,
                                         0 if self._thread is not None else threading.get_ident())
             if taken < 0 or collector.missing or collector.gone:
-                taken = self._catch_up(now, cycle_ns, taken)
+                taken = self._threads.catch_up(now, cycle_ns, taken, self._rng,
+                                               leave_out_caller=self._thread is None)
             self._samples += taken
             self._cycles += 1
-            if now >= self._seal_at:
+            if now >= self._sealer.seal_at:
                 self._seal(now)
+        if self._sealer.sinks.pending:
+            self._sealer.sinks.deliver()
         return taken
 
     def _housekeeping(self, unknown_cpu: bool) -> None:
@@ -293,97 +327,40 @@ class Sampler:
                         gc.enable()
                 if unknown_cpu and not fresh:  # native threads: stop asking for a while
                     self._unknown_quiet_until = now + UNKNOWN_QUIET_NS
-            if now >= self._seal_at:
+            if now >= self._sealer.seal_at:
                 self._seal(now)
-
-    def _catch_up(self, now: int, cycle_ns: int, taken: int) -> int:
-        """The rest of a cycle the collector could not do alone (lock held).
-
-        ``taken >= 0``: it sampled what it knew; register the threads it found
-        missing or gone and sample them. ``taken < 0``: nothing sampled yet.
-        """
-        collector = self._collector
-        frames = collector.take_pending()
-        enabled = gc.isenabled()
-        if enabled:
-            gc.disable()
-        try:
-            if frames is None:
-                frames = sys._current_frames()
-                if self._stopping:  # stop() may be on a sampled stack: record none of it
-                    return 0
-                if self._thread is None:  # called directly (tests): leave the caller out
-                    frames.pop(threading.get_ident(), None)
-            cpu_mode = self._cpu_mode
-            if taken < 0:
-                # A thread started or exited (its ident may now be another thread's),
-                # or names are due for a re-read: register threads before sampling.
-                if now >= self._threads.next_refresh or self._threads.changed():
-                    self._threads.refresh(frames)
-                chosen = frames
-                if len(frames) > self._max_threads:
-                    # ember's own threads are never sampled: keep them out of the draw.
-                    candidates = [k for k in frames if k not in self._threads.skipped]
-                    keys = self._rng.sample(candidates, min(self._max_threads, len(candidates)))
-                    chosen = {k: frames[k] for k in keys}
-                taken = collector.collect(chosen, now, cycle_ns, cpu_mode)
-            else:
-                chosen = frames
-            # Threads still unknown, or whose clock died: register and sample them.
-            if collector.missing or collector.gone:
-                fresh = self._threads.refresh(frames)
-                if fresh:
-                    taken += collector.collect({k: chosen[k] for k in fresh if k in chosen},
-                                               now, cycle_ns, cpu_mode)
-            return taken
-        finally:
-            if enabled:
-                gc.enable()
+        if self._sealer.sinks.pending:
+            self._sealer.sinks.deliver()
 
     def _seal(self, now: int) -> None:
-        """Move the current tables into a sealed window. Caller holds the lock."""
-        frames, stacks, values, truncated = self._collector.take()
-        meta = self._window_meta(now, truncated)
-        self._window_start = now
-        self._window_start_unix = time.time()
-        self._seal_at = self._next_seal(now)
-        self._truncated += truncated
-        if values or meta.gc:
-            self._truncated += self._windows.append(Window(meta, frames, stacks, values))
+        """Seal the open window (the caller holds the lock; the sinks get it after)."""
+        self._truncated += self._sealer.seal(now, self._collector.take(), self._health())
 
-    def _next_seal(self, window_start: int) -> float:
-        return window_start + self.config.window * 1e9 if self.config.window else math.inf
-
-    def _window_meta(self, now: int, truncated: int, *, peek: bool = False) -> Metadata:
-        cfg = self.config
-        return Metadata(
-            start=self._window_start_unix,
-            duration=(now - self._window_start) / 1e9,
-            period=cfg.interval,
-            mode=cfg.mode,
-            pids=(_process.pid(),),
-            host=cfg.host,
-            service=cfg.service,
-            version=cfg.version,
-            gc=self._gc.peek() if peek else self._gc.take(),
-            truncated=truncated,
-        )
+    def _health(self) -> dict[str, Any]:
+        """What a sealed window records of the sampler (``Window.sampler_stats``)."""
+        elapsed = max(self._clock() - self._started_ns, 1)
+        return {"overhead_ratio": self._own_cpu_ns / elapsed,
+                "interval": self._interval_ns / 1e9,
+                "rate": self._waker.wakes / elapsed * 1e9,
+                "errors": self._errors}
 
     # -- reading ------------------------------------------------------------------
     def windows(self) -> list[Window]:
         """The sealed windows still held (oldest first)."""
         with self._lock:
-            return list(self._windows)
+            return list(self._sealer.history)
 
     def profile(self) -> Profile:
         """Everything held: the sealed windows merged with the open one."""
         with self._lock:
-            windows = list(self._windows)
-            frames, stacks, values, truncated = self._collector.snapshot()
-            now = self._clock()
-            current = Profile.from_tables(frames, stacks, values,
-                                          self._window_meta(now, truncated, peek=True))
+            windows = list(self._sealer.history)
+            current = self._sealer.open_profile(self._clock(), self._collector.snapshot())
         return merge([w.profile() for w in windows] + [current])
+
+    def summary(self) -> WindowSummary:
+        """The request summaries and GC pauses of the windows held and the open one."""
+        with self._lock:
+            return self._sealer.summary()
 
     def stats(self) -> dict[str, Any]:
         """Health of the sampler: counters, interval and measured overhead."""
@@ -410,8 +387,9 @@ class Sampler:
             "gil_wait": self._gil_wait_ns / 1e9,
             "gil_queue": self._waker.queued,
             "threads": len(self._collector.thread_idents()),
-            "windows": len(self._windows),
-            "history_bytes": self._windows.nbytes,
+            "windows": len(self._sealer.history),
+            "history_bytes": self._sealer.history.nbytes,
+            "sink_errors": self._sealer.sinks.errors,
             "native_id": self._native_id,
         }
 
@@ -435,9 +413,12 @@ def _after_fork_in_child() -> None:
 def _stop_all_at_exit() -> None:
     for sampler in list(_live_samplers):
         if sampler.running:
+            thread = sampler._thread
             sampler._request_stop()
-            if sampler._thread is not None:
-                sampler._thread.join(timeout=1.0)
+            if thread is not None:
+                thread.join(timeout=1.0)
+            if len(sampler._sealer.sinks):  # the last window reaches the sinks
+                sampler._finish(timeout=1.0)  # (a thread still stopping takes no sample)
 
 
 def running_samplers() -> Iterable[Sampler]:

@@ -6,11 +6,16 @@ stranger's), forgets the ones that exited, notices an ident taken over by a
 new thread, and keeps each thread's labels: its name, and the request it
 serves now (``ember.attribution``). In cpu mode only the threads on CPU at an
 instant are sampled, so only they are relabelled, and on an event loop thread
-the period is credited to the task running there.
+the period is credited to the task running there. When the collector cannot
+sample a cycle alone (threads to register, more than ``max_threads``), the
+table does the rest of it (:meth:`ThreadTable.catch_up`).
 """
 
 from __future__ import annotations
 
+import gc
+import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -97,6 +102,56 @@ class ThreadTable:
             self.skipped.discard(ident)
         self.next_refresh = self.clock() + REFRESH_NS
         return fresh
+
+    def catch_up(self, now: int, cycle_ns: int, taken: int, rng: random.Random, *,
+                 leave_out_caller: bool) -> int:
+        """The rest of a sampling cycle the collector could not do alone (the
+        sampler's lock held; the garbage collector off meanwhile, as in
+        ``Collector.cycle``). Returns the samples taken in the whole cycle.
+
+        ``taken >= 0``: it sampled what it knew; register the threads it found
+        missing or gone and sample them. ``taken < 0``: nothing sampled yet:
+        register threads if due, choose ``max_threads`` of them at random if
+        there are more, and sample them. ``leave_out_caller``: a test calls the
+        cycle directly, from a thread that is not to be sampled.
+        """
+        collector = self.collector
+        frames = collector.take_pending()
+        enabled = gc.isenabled()
+        if enabled:
+            gc.disable()
+        try:
+            if frames is None:
+                frames = sys._current_frames()
+                if collector.stopping:  # stop() may be on a sampled stack: record none of it
+                    return 0
+                if leave_out_caller:
+                    frames.pop(threading.get_ident(), None)
+            cpu_mode = self.cpu_mode
+            if taken < 0:
+                # A thread started or exited (its ident may now be another thread's),
+                # or names are due for a re-read: register threads before sampling.
+                if now >= self.next_refresh or self.changed():
+                    self.refresh(frames)
+                chosen = frames
+                if len(frames) > self.max_threads:
+                    # ember's own threads are never sampled: keep them out of the draw.
+                    candidates = [k for k in frames if k not in self.skipped]
+                    keys = rng.sample(candidates, min(self.max_threads, len(candidates)))
+                    chosen = {k: frames[k] for k in keys}
+                taken = collector.collect(chosen, now, cycle_ns, cpu_mode)
+            else:
+                chosen = frames
+            # Threads still unknown, or whose clock died: register and sample them.
+            if collector.missing or collector.gone:
+                fresh = self.refresh(frames)
+                if fresh:
+                    taken += collector.collect({k: chosen[k] for k in fresh if k in chosen},
+                                               now, cycle_ns, cpu_mode)
+            return int(taken)
+        finally:
+            if enabled:
+                gc.enable()
 
     # -- labels -------------------------------------------------------------------
     def follow(self) -> None:

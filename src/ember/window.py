@@ -1,5 +1,7 @@
-"""A sealed window (what the sampler collected between two seal times), its
-size in memory, and the history of windows a sampler keeps within a budget.
+"""A sealed window (what the sampler collected between two seal times), the
+:class:`WindowSink` protocol through which sealed windows leave the sampler,
+a window's size in memory, and the history of windows a sampler keeps within
+a budget.
 
 Sizes are estimated from the tables' shapes, not measured object by object
 (that would cost the sampler a walk over every stack at every seal): the
@@ -18,8 +20,11 @@ import collections
 import dataclasses
 import sys
 from collections.abc import Iterator
+from typing import Any, Protocol
 
 from ember.profile import Labels, Metadata, Profile
+from ember.summary import WindowSummary
+from ember.summary import estimate_bytes as summary_bytes
 
 Frame = tuple[str, str, int]
 Values = dict[tuple[int, Labels], list[int]]
@@ -78,7 +83,12 @@ def estimate_bytes(frames: list[Frame], stacks: list[tuple[int, ...]], values: V
 
 @dataclasses.dataclass
 class Window:
-    """Raw tables of one sealed window; converted to a Profile only when read."""
+    """One sealed window: the raw tables of its samples (converted to a Profile
+    only when read), its metadata, and the summaries of the requests that
+    finished in it.
+
+    Sinks share the window with the sampler's history: they read it, never change it.
+    """
 
     meta: Metadata
     frames: list[Frame]
@@ -86,10 +96,50 @@ class Window:
     values: Values
     nbytes: int = 0
     """The estimated bytes the window holds (:func:`estimate_bytes`; 0: not estimated)."""
+    summary: WindowSummary = dataclasses.field(default_factory=WindowSummary)
+    """Per endpoint, the requests that finished in the window; its GC pauses."""
+    sampler_stats: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The sampler's health when it sealed the window: ``overhead_ratio``,
+    ``interval``, ``rate``, ``errors`` (as in ``Sampler.stats()``)."""
+
+    @property
+    def start(self) -> float:
+        """Unix time the window opened."""
+        return self.meta.start
+
+    @property
+    def end(self) -> float:
+        """Unix time the window was sealed."""
+        return self.meta.start + self.meta.duration
+
+    @property
+    def pid(self) -> int:
+        """The process that sampled it (``ember._process.pid()`` at sealing)."""
+        return self.meta.pids[0] if self.meta.pids else 0
 
     def profile(self) -> Profile:
         return Profile.from_tables(self.frames, self.stacks, self.values,
                                    dataclasses.replace(self.meta))
+
+
+class WindowSink(Protocol):
+    """Where sealed windows leave a sampler (``Sampler(sinks=...)``, ``add_sink``).
+
+    The sampler calls :meth:`window_sealed` once per sealed window, in the order
+    of sealing, outside its lock, on the thread that sealed it (the sampling
+    thread, or the one that called ``stop()``), and :meth:`flush` once it
+    stopped, after the last window. A sink returns at once: one that does I/O
+    hands the window to a thread of its own (:class:`ember.sinks.ThreadedSink`).
+    An exception is counted (``stats()["sink_errors"]``) and logged once per
+    sink; the sampler and the other sinks go on.
+    """
+
+    def window_sealed(self, window: Window) -> None:
+        """Take ``window`` (read-only; the history holds it too) and return."""
+
+    def flush(self) -> None:
+        """The sampler stopped: finish what it handed over (briefly; it may start
+        again and send more)."""
 
 
 def trim(window: Window, max_bytes: int) -> int:
@@ -182,9 +232,13 @@ class History:
     def append(self, window: Window) -> int:
         """Keep ``window`` (estimating it), dropping the oldest beyond the limits.
         Returns the samples that trimming moved into ``[truncated]``."""
+        extra = summary_bytes(window.summary)
         window.nbytes = estimate_bytes(window.frames, window.stacks, window.values,
-                                       fresh_ids=self.fresh_ids)
-        moved = trim(window, self.max_bytes) if window.nbytes > self.max_bytes else 0
+                                       fresh_ids=self.fresh_ids) + extra
+        moved = 0
+        if window.nbytes > self.max_bytes:
+            moved = trim(window, max(self.max_bytes - extra, 0))
+            window.nbytes += extra
         self._windows.append(window)
         self.nbytes += window.nbytes
         while len(self._windows) > self.max_windows:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
-from ember import _process, middleware
+from ember import _process, autostart, middleware
 from ember.attribution import UNMATCHED as UNMATCHED  # re-exported: its home before
 from ember.attribution import UNROUTED, registry
 
@@ -205,11 +205,12 @@ class _Response:
 class EmberMiddleware:
     """Wrap a WSGI application; see the module docstring.
 
-    ``start_sampler``: start the process-wide sampler (with ``sampler_settings``,
-    as in :class:`ember.Config`) on the first request of each process, so a
-    pre-forking server starts it in every worker after the fork.
-    ``label(environ)``: the provisional endpoint label of a request (capped like
-    every label). ``max_endpoints``: sets the registry's cap on distinct labels.
+    On the first request of each process (a pre-forking server's every worker)
+    it calls :func:`ember.autostart.ensure_started` with ``start_sampler``,
+    ``max_endpoints`` (the registry's cap on distinct labels) and
+    ``sampler_settings`` (as in :class:`ember.Config`, plus ``metrics`` and
+    ``registry``). ``label(environ)``: the provisional endpoint label of a
+    request (capped like every label).
     """
 
     routed = False
@@ -227,17 +228,15 @@ class EmberMiddleware:
         self.app = app
         self.label = label
         self.start_sampler = start_sampler
+        self.max_endpoints = max_endpoints
         self.sampler_settings = sampler_settings
         self._pid = 0
-        if max_endpoints is not None:
-            registry.max_endpoints = max_endpoints
 
     def _ensure_sampler(self) -> None:
         if _process.pid() != self._pid:  # kept current at fork: no system call per request
             self._pid = _process.pid()
-            middleware.ensure_sampler(self.start_sampler, **self.sampler_settings)
-            if not self.start_sampler:
-                registry.activate()
+            autostart.ensure_started(self.start_sampler, max_endpoints=self.max_endpoints,
+                                     **self.sampler_settings)
 
     def _begin(self, environ: Environ) -> _Call | None:
         try:

@@ -24,7 +24,6 @@ MULTIPROC_CHILD = textwrap.dedent("""
     from ember import metrics, middleware
     from ember.profile import Frame, Metadata, Profile, make_labels
     m = metrics.install()
-    m._stop.set()
     p = Profile(Metadata(period=0.01, mode="cpu"))
     p.add([Frame("hot", "/x/app.py", 3)], samples=10, cpu_ns=int(sys.argv[1]) * 10**9,
           labels=make_labels({"endpoint": "GET /a"}))

@@ -58,3 +58,26 @@ def test_a_signal_ends_the_program_as_without_ember(sig: int,
     if sig == signal.SIGINT:
         assert "KeyboardInterrupt" in err
     assert "Fatal Python error" not in err
+
+
+SINK_PROGRAM = textwrap.dedent("""
+    import sys, time
+    import ember
+    from ember import middleware
+    class Printing:
+        def window_sealed(self, window):
+            print("window", window.summary.endpoints["GET /x"].requests, flush=True)
+        def flush(self):
+            print("flushed", flush=True)
+    sampler = ember.Sampler(rate=100, window=0, sinks=[Printing()]).start()
+    for _ in range(3):
+        middleware.end(middleware.begin("GET", "GET /x"), 200)
+    sys.exit(3)
+""")
+
+
+def test_at_exit_the_sinks_get_the_last_window(python_env: dict[str, str]) -> None:
+    proc = subprocess.run([sys.executable, "-c", SINK_PROGRAM], env=python_env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.splitlines() == ["window 3", "flushed"], proc.stdout + proc.stderr

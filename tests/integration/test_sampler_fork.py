@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 
 from ember import Sampler, _impl
+from ember._process import EmberThread
+from ember.sinks import ThreadedSink
+from ember.window import Window
 from sampling import FaultyCollector, frame_names, run_in_fork, spin_cpu, wait_until
 
 
@@ -122,3 +125,52 @@ def test_a_fork_child_gets_the_switch_interval_back() -> None:
         wake.restore_switch_interval()
     assert report["interval"] == pytest.approx(before)
     assert sys.getswitchinterval() == pytest.approx(before)
+
+
+def test_window_sinks_start_afresh_in_a_fork_child(implementation: str) -> None:
+    """Forked while a threaded sink was busy with one window and held another: in
+    the child the sink's thread runs again, without the parent's windows, and
+    gets the child's windows; the parent's sink is unaffected."""
+    entered, release = threading.Event(), threading.Event()
+    handled: list[tuple[int, int]] = []  # (pid handling, pid of the window)
+    parent = os.getpid()
+
+    def handle(window: Window) -> None:
+        if os.getpid() == parent and not handled and not release.is_set():
+            entered.set()
+            release.wait(10)  # the parent's first window: busy across the fork
+        handled.append((os.getpid(), window.pid))
+
+    sink = ThreadedSink(handle, name="ember-test-fork-sink")
+    sampler = Sampler(implementation=implementation, mode="wall", rate=200, budget=0,
+                      window=0.05, sinks=[sink])
+
+    def child() -> dict[str, Any]:
+        queued_at_fork = sink._queue.copy()
+        report: dict[str, Any] = {"pid": os.getpid(), "running": sink.running,
+                                  "queued": len(queued_at_fork),
+                                  "sampler_running": sampler.running}
+        assert wait_until(lambda: len(handled) >= 2)
+        sampler.stop()
+        assert sink.wait(5)
+        report["handled"] = handled
+        report["ember_thread"] = isinstance(sink._thread, EmberThread)
+        return report
+
+    try:
+        sampler.start()
+        assert entered.wait(10)
+        assert wait_until(lambda: len(sink._queue) >= 1)  # one more waits behind it
+        report = run_in_fork(child)
+        release.set()
+        sampler.stop()
+        assert sink.wait(5)
+    finally:
+        release.set()
+        sampler.stop()
+        sink.stop()
+    assert report["running"] and report["sampler_running"] and report["ember_thread"]
+    assert report["queued"] == 0  # the parent's windows stay the parent's
+    child_pid = report["pid"]
+    assert report["handled"] and all(h == [child_pid, child_pid] for h in report["handled"])
+    assert handled and all(h == (os.getpid(), os.getpid()) for h in handled)

@@ -1,19 +1,21 @@
-"""ember.metrics: names, types and labels as DESIGN.md says, fed exactly once."""
+"""ember.metrics: names, types and labels as DESIGN.md says, fed exactly once
+through its window sink."""
 
 from __future__ import annotations
 
 import gc
+import random
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from ember import api, attribution, metrics, middleware
+from ember import Sampler, api, attribution, autostart, metrics, middleware
 from ember.profile import Frame, Metadata, Profile, make_labels
 from ember.sampler import EmberThread
 from ember.window import Window
+from sampling import FakeClock, blocked_threads
 
 DESIGN = {
     "ember_request_duration_seconds": ("histogram", {"endpoint", "method"}),
@@ -27,32 +29,20 @@ DESIGN = {
 }
 
 
-class FakeSampler:
-    """Just what the feeder reads from a sampler."""
-
-    def __init__(self) -> None:
-        self.held: list[Window] = []
-        self.fail = False
-
-    def windows(self) -> list[Window]:
-        if self.fail:
-            raise RuntimeError("boom")
-        return list(self.held)
-
-    def stats(self) -> dict[str, Any]:
-        return {"overhead_ratio": 0.004, "interval": 0.01, "samples": 0, "truncated": 0}
-
-
 @pytest.fixture
 def registry() -> CollectorRegistry:
     return CollectorRegistry()
 
 
 @pytest.fixture
-def installed(registry: CollectorRegistry) -> Iterator[metrics.Metrics]:
-    fake = FakeSampler()
-    m = metrics.install(registry, top_k=2, sampler=fake)  # type: ignore[arg-type]
-    m._stop.set()  # tests poll by hand
+def sampler() -> Sampler:
+    """A sampler that is never started: tests seal its windows by hand."""
+    return Sampler(mode="wall", window=1.0, clock=FakeClock(), rng=random.Random(0))
+
+
+@pytest.fixture
+def installed(registry: CollectorRegistry, sampler: Sampler) -> Iterator[metrics.Metrics]:
+    m = metrics.install(registry, top_k=2, sampler=sampler)
     try:
         yield m
     finally:
@@ -87,7 +77,8 @@ def window_profile(*, mode: str = "cpu", period: float = 0.01, truncated: int = 
 def as_window(profile: Profile) -> Window:
     frames = [tuple(f) for f in profile.frames]
     values = {key: list(v.astuple()) for key, v in profile.values.items()}
-    return Window(profile.meta, frames, list(profile.stacks), values)  # type: ignore[arg-type]
+    return Window(profile.meta, frames, list(profile.stacks), values,  # type: ignore[arg-type]
+                  sampler_stats={"overhead_ratio": 0.004, "interval": 0.01})
 
 
 def test_names_types_and_labels_are_the_design_table(registry: CollectorRegistry,
@@ -96,7 +87,8 @@ def test_names_types_and_labels_are_the_design_table(registry: CollectorRegistry
     installed.observe_request(req)
     installed.update_from_window(window_profile())
     installed.gc_pause.labels("0").observe(0.001)
-    installed.poll()
+    installed.sink.window_sealed(as_window(window_profile()))
+    assert installed.flush()
     found = {fam.name: fam for fam in registry.collect()}
     assert set(found) == set(DESIGN)
     for name, (kind, labels) in DESIGN.items():
@@ -113,13 +105,15 @@ def test_names_types_and_labels_are_the_design_table(registry: CollectorRegistry
 
 def test_default_registry_is_the_global_one() -> None:
     from prometheus_client import REGISTRY
-    m = metrics.install(sampler=FakeSampler())  # type: ignore[arg-type]
+    m = metrics.install()
     try:
         assert m.registry is REGISTRY
         assert metrics.install() is m
         assert "ember_samples" in {fam.name for fam in REGISTRY.collect()}
+        assert any(s is m.sink for s in api._sinks)  # fed by every process-wide sampler
     finally:
         m.close()
+    assert not any(s is m.sink for s in api._sinks)
 
 
 def test_observer_fills_the_request_histograms(registry: CollectorRegistry,
@@ -179,10 +173,8 @@ def test_without_cpu_times_samples_times_period(registry: CollectorRegistry,
     assert value(registry, "ember_samples_total", kind="wall") == 1175
 
 
-def test_cardinality_is_bounded(registry: CollectorRegistry) -> None:
-    m = metrics.install(registry, top_k=3, sampler=FakeSampler(),  # type: ignore[arg-type]
-                        max_endpoints=5)
-    m._stop.set()
+def test_cardinality_is_bounded(registry: CollectorRegistry, sampler: Sampler) -> None:
+    m = metrics.install(registry, top_k=3, sampler=sampler, max_endpoints=5)
     try:
         for round_ in range(30):  # the hot set shifts every window
             p = Profile(Metadata(period=0.01, mode="cpu"))
@@ -206,13 +198,13 @@ def test_cardinality_is_bounded(registry: CollectorRegistry) -> None:
         m.close()
 
 
-def test_installing_twice_is_harmless(registry: CollectorRegistry) -> None:
-    fake = FakeSampler()
-    first = metrics.install(registry, sampler=fake)  # type: ignore[arg-type]
+def test_installing_twice_is_harmless(registry: CollectorRegistry, sampler: Sampler) -> None:
+    first = metrics.install(registry, sampler=sampler)
     try:
-        assert metrics.install(registry, sampler=fake) is first  # type: ignore[arg-type]
+        assert metrics.install(registry, sampler=sampler) is first
         assert middleware.OBSERVERS.count(first.observe_request) == 1
         assert gc.callbacks.count(first._gc_callback) == 1
+        assert sampler.sinks == [first.sink]
         first.observe_request(middleware.Request("GET", "GET /", duration_s=0.1))
         assert value(registry, "ember_request_duration_seconds_count",
                      endpoint="GET /", method="GET") == 1
@@ -220,71 +212,76 @@ def test_installing_twice_is_harmless(registry: CollectorRegistry) -> None:
         first.close()
     assert first.observe_request not in middleware.OBSERVERS
     assert first._gc_callback not in gc.callbacks
+    assert sampler.sinks == [] and not first.sink.running
 
 
-def test_feeder_consumes_each_window_exactly_once(registry: CollectorRegistry,
-                                                  installed: metrics.Metrics) -> None:
-    fake = installed._sampler
-    assert isinstance(fake, FakeSampler)
-    w1, w2, w3 = (as_window(window_profile()) for _ in range(3))
-    fake.held = [w1]
-    assert installed.poll() == 1
-    assert installed.poll() == 0
-    fake.held = [w1, w2]
-    assert installed.poll() == 1
-    fake.held = [w2, w3]  # the ring dropped its oldest
-    assert installed.poll() == 1
-    fake.held = [w3]
-    assert installed.poll() == 0
-    hot = metrics.function_label(F["hot"])
-    assert value(registry, "ember_function_self_seconds_total",
-                 endpoint="GET /a", function=hot) == pytest.approx(15.0)
+def test_each_sealed_window_is_counted_once(registry: CollectorRegistry,
+                                            installed: metrics.Metrics,
+                                            sampler: Sampler) -> None:
+    clock = sampler._clock
+    assert isinstance(clock, FakeClock)
+    with blocked_threads(1, "metrics-worker"):
+        for _ in range(10):  # 2.5 s of fake time: two windows sealed, one open
+            clock.advance(0.25)
+            sampler.sample_once()
+        assert installed.flush()
+        assert installed.sink.handled == len(sampler.windows()) == 2
+        assert value(registry, "ember_samples_total", kind="wall") == sum(
+            w.profile().totals().samples for w in sampler.windows())
+        final = sampler.stop()  # the open window is sealed and counted too
+    assert installed.flush()
+    assert installed.sink.handled == 3
+    assert value(registry, "ember_samples_total", kind="wall") == final.totals().samples
+    assert value(registry, "ember_sampler_interval_seconds") == pytest.approx(0.01)
+
+
+def test_the_gauges_come_with_the_window(registry: CollectorRegistry,
+                                         installed: metrics.Metrics) -> None:
+    installed.sink.window_sealed(as_window(window_profile()))
+    assert installed.flush()
     assert value(registry, "ember_sampler_overhead_ratio") == pytest.approx(0.004)
     assert value(registry, "ember_sampler_interval_seconds") == pytest.approx(0.01)
 
 
-def test_feeder_thread_is_an_ember_thread(registry: CollectorRegistry) -> None:
-    fake = FakeSampler()
-    fake.held = [as_window(window_profile())]
-    m = metrics.Metrics(registry, sampler=fake, poll=0.01)  # type: ignore[arg-type]
-    m.start()
-    try:
-        assert isinstance(m._thread, EmberThread) and m._thread.daemon
-        deadline = time.monotonic() + 5
-        while value(registry, "ember_stacks_truncated_total") == 0 and \
-                value(registry, "ember_samples_total", kind="cpu") == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        time.sleep(0.05)
-        assert value(registry, "ember_samples_total", kind="cpu") == 1175
-    finally:
-        m.close()
+def test_sink_thread_is_an_ember_thread(installed: metrics.Metrics) -> None:
+    assert installed.sink.running
+    thread = installed.sink._thread
+    assert isinstance(thread, EmberThread) and thread.daemon
+    installed.close()
+    assert not installed.sink.running
 
 
 def test_faults_inside_metrics_never_propagate(registry: CollectorRegistry,
                                                installed: metrics.Metrics) -> None:
-    fake = installed._sampler
-    assert isinstance(fake, FakeSampler)
-    fake.fail = True
-    assert installed.poll() == 0
-    assert installed.errors == 1
-    fake.fail = False
     broken = as_window(window_profile())
     broken.values = {(99, ()): [1, 2, 3]}  # a stack id that does not exist
     good = as_window(window_profile())
-    fake.held = [broken, good]
-    assert installed.poll() == 2
+    installed.sink.window_sealed(broken)
+    installed.sink.window_sealed(good)
+    assert installed.flush()
+    assert installed.errors == 1
+    assert installed.sink.handled == 2 and installed.sink.errors == 0
+    bad = middleware.Request("GET", "GET /", duration_s=0.1)
+    bad.duration_s = "x"  # type: ignore[assignment]
+    installed.observe_request(bad)
     assert installed.errors == 2
-    assert installed.poll() == 0  # the broken window is not retried
-    installed.observe_request(middleware.Request("GET", "GET /", duration_s="x"))  # type: ignore[arg-type]
-    assert installed.errors == 3
     hot = metrics.function_label(F["hot"])
     assert value(registry, "ember_function_self_seconds_total",
                  endpoint="GET /a", function=hot) == pytest.approx(5.0)
-    # the gc hook records pauses, the feeder moves them into the histogram
+    # the gc hook records pauses, the sink's thread moves them into the histogram
     gc.collect()
-    installed.poll()
+    assert installed.flush()
     assert value(registry, "ember_gc_pause_seconds_count", generation="2") >= 1
+
+
+def test_gc_pauses_move_without_windows(registry: CollectorRegistry,
+                                        installed: metrics.Metrics) -> None:
+    gc.collect()
+    deadline = time.monotonic() + 10 * metrics.GC_FLUSH_SECONDS
+    while value(registry, "ember_gc_pause_seconds_count", generation="2") < 1:
+        assert time.monotonic() < deadline, "the sink's thread did not move the GC pauses"
+        time.sleep(0.05)
+    assert installed.sink.handled == 0
 
 
 def test_real_sampler_feeds_the_hot_function(registry: CollectorRegistry) -> None:
@@ -296,14 +293,13 @@ def test_real_sampler_feeds_the_hot_function(registry: CollectorRegistry) -> Non
     sampler = api.start(window=0.2, rate=200)
     assert sampler is not None
     m = metrics.install(registry, sampler=sampler)
-    m._stop.set()
     try:
-        middleware.ensure_sampler()
+        autostart.ensure_started(metrics=False)
         request = middleware.begin("GET", "GET /burn")
         burn_for_metrics_test(0.6)
         middleware.end(request, 200)
         time.sleep(0.3)
-        m.poll()
+        assert m.flush()
         rows = {s.labels["function"]: s.value for fam in registry.collect()
                 if fam.name == "ember_function_self_seconds" for s in fam.samples
                 if s.name.endswith("_total") and s.labels["endpoint"] == "GET /burn"}

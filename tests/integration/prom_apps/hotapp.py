@@ -1,6 +1,7 @@
 """A plain WSGI app for the Prometheus acceptance test (run by gunicorn, 2 workers).
 
-It registers its requests itself through ``ember.middleware.begin/end`` and
+It starts ember with ``ember.autostart.ensure_started()`` (as the middleware
+do), registers its requests itself through ``ember.middleware.begin/end`` and
 serves ``/metrics`` from prometheus-client's multiprocess collector.
 """
 
@@ -15,10 +16,10 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from ember import metrics, middleware
+from ember import autostart, metrics, middleware
 
-middleware.ensure_sampler()
-METRICS = metrics.install()
+autostart.ensure_started()
+METRICS = metrics.install()  # what ensure_started installed
 
 BURN = "GET /burn"
 LIGHT = "GET /light"
