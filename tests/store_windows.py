@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ember.gcstats import as_seconds
 from ember.profile import Labels, Metadata, Profile, merge
@@ -26,6 +26,8 @@ ENDPOINTS = ("GET /items/{item_id}", "POST /orders", "GET /health", "GET /search
              "PUT /users/{user_id}", "GET /reports/{report_id}")
 FUNCTIONS = [(f"module{m}.func{f}", f"/srv/app/module{m}.py", 10 + 7 * f)
              for m in range(40) for f in range(12)]  # 480 functions
+PATHS = 40
+"""Hot call paths per endpoint."""
 
 
 def window(start: float, *, pid: int = 1000, seed: int | None = None, rows: int = 150,
@@ -39,51 +41,70 @@ def window(start: float, *, pid: int = 1000, seed: int | None = None, rows: int 
     stacks: list[tuple[int, ...]] = []
     stack_ids: dict[tuple[int, ...], int] = {}
     values: Values = {}
+    r = rng.random  # (the fastest draw: windows are built by the thousand)
+    path_sids: dict[tuple[str, int], int] = {}
     for _ in range(rows):
-        endpoint = rng.choice(names)
-        path_rng = random.Random(f"{endpoint}/{rng.randrange(40)}")  # a few hot paths each
-        depth = path_rng.randint(6, 28)
-        stack = []
-        for _ in range(depth):
-            frame = FUNCTIONS[path_rng.randrange(len(FUNCTIONS))]
-            fid = frame_ids.get(frame)
-            if fid is None:
-                fid = frame_ids[frame] = len(frames)
-                frames.append(frame)
-            stack.append(fid)
-        key = tuple(stack)
-        sid = stack_ids.get(key)
-        if sid is None:
-            sid = stack_ids[key] = len(stacks)
-            stacks.append(key)
-        labels: Labels = (("endpoint", endpoint), ("thread", f"worker-{rng.randrange(4)}"))
-        samples = rng.randint(1, 40)
+        endpoint = names[int(r() * len(names))]
+        path = int(r() * PATHS)
+        sid = path_sids.get((endpoint, path), -1)
+        if sid < 0:
+            stack = []
+            for frame in _paths(endpoint)[path]:
+                fid = frame_ids.get(frame)
+                if fid is None:
+                    fid = frame_ids[frame] = len(frames)
+                    frames.append(frame)
+                stack.append(fid)
+            key = tuple(stack)
+            sid = stack_ids.get(key, -1)
+            if sid < 0:
+                sid = stack_ids[key] = len(stacks)
+                stacks.append(key)
+            path_sids[(endpoint, path)] = sid
+        labels: Labels = (("endpoint", endpoint), ("thread", _THREADS[int(r() * 4)]))
+        samples = 1 + int(r() * 40)
         row = values.setdefault((sid, labels), [0, 0, 0])
         row[0] += samples
-        row[1] += samples * rng.randint(1_000_000, 12_000_000)
+        row[1] += samples * (1_000_000 + int(r() * 11_000_000))
         row[2] += samples * 10_000_000
-    summary = WindowSummary({name: _endpoint(rng) for name in names if rng.random() < 0.8},
-                            {gen: (rng.randint(0, 50), rng.randint(0, 5_000_000))
-                             for gen in range(3)})
+    summary = WindowSummary({name: _endpoint(r) for name in names if r() < 0.8},
+                            {gen: (int(r() * 50), int(r() * 5_000_000)) for gen in range(3)})
     meta = Metadata(start=start, duration=duration, period=0.01, mode="cpu", pids=(pid,),
                     host=host, service=service, version=version, gc=as_seconds(summary.gc),
-                    truncated=rng.choice((0, 0, 0, 3)))
+                    truncated=3 if r() < 0.25 else 0)
     built = Window(meta, frames, stacks, values, summary=summary)
     built.nbytes = (estimate_bytes(frames, stacks, values, fresh_ids=False)
                     + summary_bytes(summary))
     return built
 
 
-def _endpoint(rng: random.Random) -> EndpointSummary:
+def _paths(endpoint: str) -> list[tuple[Frame, ...]]:
+    """The hot call paths of ``endpoint`` (the same in every window and process)."""
+    paths = _PATHS.get(endpoint)
+    if paths is None:
+        paths = []
+        for k in range(PATHS):
+            rng = random.Random(f"{endpoint}/{k}")
+            paths.append(tuple(FUNCTIONS[rng.randrange(len(FUNCTIONS))]
+                               for _ in range(rng.randint(6, 28))))
+        _PATHS[endpoint] = paths
+    return paths
+
+
+_PATHS: dict[str, list[tuple[Frame, ...]]] = {}
+_THREADS = [f"worker-{i}" for i in range(4)]
+
+
+def _endpoint(r: Callable[[], float]) -> EndpointSummary:
     out = EndpointSummary()
-    for _ in range(rng.randint(1, 30)):
-        wall = rng.randint(50_000, 3_000_000_000)
-        cpu = rng.randint(10_000, wall)
+    for _ in range(1 + int(r() * 30)):
+        wall = 50_000 + int(r() * 3_000_000_000)
+        cpu = 10_000 + int(r() * (wall - 10_000))
         out.requests += 1
-        out.errors += rng.random() < 0.05
+        out.errors += r() < 0.05
         out.wall_ns += wall
         out.cpu_ns += cpu
-        out.gc_ns += rng.randint(0, 1000)
+        out.gc_ns += int(r() * 1000)
         out.latency[bucket_of(wall)] += 1
         out.cpu[bucket_of(cpu)] += 1
     assert len(out.latency) == BUCKETS

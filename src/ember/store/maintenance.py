@@ -34,8 +34,11 @@ TIERS = ((60, 3600.0), (600, 86400.0))
 """(seconds per rolled-up window, age of the windows rolled up into it)."""
 PRUNE_SECONDS = 3600.0
 """How often (at most) unused frames, stacks and label sets are dropped."""
-SHRINK_TO = 0.9
-"""Retention by size deletes down to this share of the cap (not at every write)."""
+SHRINK_AT = 0.95
+"""Retention by size starts when the used pages pass this share of the cap (the
+next window, and the pages not yet checkpointed from the WAL, fit in the rest)."""
+SHRINK_TO = 0.85
+"""...and deletes down to this share (so that it does not run at every write)."""
 _KEY = ("pid", "host", "service", "version", "mode", "period")
 
 
@@ -153,9 +156,15 @@ def delete(conn: sqlite3.Connection, ids: list[int]) -> None:
                      arg)
 
 
+def over(conn: sqlite3.Connection, max_bytes: int) -> bool:
+    """Whether the file needs :func:`shrink` to stay under ``max_bytes``."""
+    return used_bytes(conn) > max_bytes * SHRINK_AT
+
+
 def shrink(conn: sqlite3.Connection, max_bytes: int) -> Totals:
     """Delete the oldest windows until the used pages are under ``SHRINK_TO`` of
-    ``max_bytes`` (the newest window is always kept), then vacuum."""
+    ``max_bytes`` (the newest window is always kept), vacuum, and checkpoint (the
+    file itself shrinks as the WAL is copied back)."""
     done = Totals()
     target = int(max_bytes * SHRINK_TO)
     for _ in range(32):
@@ -181,6 +190,7 @@ def shrink(conn: sqlite3.Connection, max_bytes: int) -> Totals:
             _rollback(conn)
             raise
         conn.execute("PRAGMA incremental_vacuum")
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
     return done
 
 

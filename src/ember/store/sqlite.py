@@ -178,7 +178,7 @@ class SqliteStore:
             self._last_maintained = now
             self.maintenance.add(maintenance.maintain(conn, now, max_age=self.max_age,
                                                       every=self.maintain_every))
-        if maintenance.used_bytes(conn) > self.max_bytes:
+        if maintenance.over(conn, self.max_bytes):
             self.maintenance.add(maintenance.shrink(conn, self.max_bytes))
 
     def maintain(self) -> maintenance.Totals:
@@ -187,7 +187,7 @@ class SqliteStore:
             conn = self._writer()
             try:
                 done = maintenance.maintain(conn, self.clock(), max_age=self.max_age, every=0.0)
-                if maintenance.used_bytes(conn) > self.max_bytes:
+                if maintenance.over(conn, self.max_bytes):
                     done.add(maintenance.shrink(conn, self.max_bytes))
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot maintain the ember store {self.path}: {exc}") from None
