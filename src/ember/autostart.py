@@ -3,8 +3,9 @@
 Every framework adapter (``ember.wsgi``, ``ember.asgi``, ``ember.django``,
 ``ember.flask``) calls it, and nothing else: this is the one place that
 starts the process-wide sampler, applies the label settings to the
-attribution registry, and knows which window sinks exist (today the
-Prometheus metrics, when prometheus-client is installed). A pre-forking
+attribution registry, and knows which window sinks exist (the Prometheus
+metrics, when prometheus-client is installed, and the store ``EMBER_STORE``
+names). A pre-forking
 server calls it again in each worker; it is idempotent, and a sampler and
 sinks started before a fork restart in the child by themselves.
 
@@ -14,6 +15,7 @@ Nothing that fails in here reaches the application: failures are counted in
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ember import api, middleware
@@ -53,7 +55,33 @@ def ensure_started(start: bool = True, *, metrics: bool = True, registry: Any = 
         middleware._failed("starting the sampler")
     if metrics:
         _install_metrics(registry)
+    _install_store()
     return sampler
+
+
+_store_sink: Any = None
+"""The process-wide :class:`ember.store.sink.StoreSink`, once ``EMBER_STORE`` named a file."""
+
+
+def _install_store() -> None:
+    """With ``EMBER_STORE=/path/ember.db``, every sealed window goes to that file
+    too, from a thread of ember's own (opened there, at the first window)."""
+    global _store_sink
+    if _store_sink is not None:
+        return
+    spec = os.environ.get("EMBER_STORE", "").strip()
+    if not spec or spec == "memory":
+        return
+    try:
+        from ember.store import SUFFIXES, open_store
+        from ember.store.sink import StoreSink
+
+        if not spec.endswith(SUFFIXES):
+            open_store(spec)  # raises the ConfigError that says what is expected
+        _store_sink = StoreSink(opener=open_store)
+        api.add_sink(_store_sink)
+    except Exception:
+        middleware._failed(f"opening the store EMBER_STORE={spec!r}")
 
 
 def _install_metrics(registry: Any) -> None:

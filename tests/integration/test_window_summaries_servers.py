@@ -151,3 +151,35 @@ def test_uvicorn_fastapi_windows_hold_the_requests(
         "GET /items/{item_id}": {200}, "GET /sync": {200}, "GET /boom": {500},
         "GET /unavailable": {503}}
     check(read_windows(tmp_path / "windows"), made, workers=1)
+
+
+def test_gunicorn_workers_write_one_store_file(tmp_path: Path, python_env: dict[str, str]
+                                             ) -> None:
+    """EMBER_STORE: four gunicorn workers write their windows into one SQLite file;
+    it holds every worker, and the merged query is exactly the sum of the
+    per-worker ones, samples and summaries."""
+    from ember.profile import merge as merge_profiles
+    from ember.store.sqlite import SqliteStore
+
+    env = server_env(python_env, tmp_path)
+    env["EMBER_STORE"] = str(tmp_path / "ember.db")
+    port = free_port()
+    args = [sys.executable, "-m", "gunicorn", "--chdir", str(APPS), "-b",
+            f"127.0.0.1:{port}", "-w", "4", "-k", "sync", "--graceful-timeout", "10",
+            "flask_app:app"]
+    plan = [("/items/1", "GET /items/{item_id}"), ("/boom", "GET /boom"),
+            ("/unavailable", "GET /unavailable")]
+    made = serve_and_drive(args, port, plan, tmp_path, env)
+    pids = set(read_windows(tmp_path / "windows"))  # the workers that sealed windows
+    store = SqliteStore(tmp_path / "ember.db")
+    try:
+        assert {w.pid for w in store.workers()} == pids and len(pids) == 4
+        whole = store.query()
+        each = [store.query(pid=pid) for pid in sorted(pids)]
+        assert whole.profile == merge_profiles(r.profile for r in each)
+        assert whole.summary == merge(r.summary for r in each)
+        assert whole.windows == sum(r.windows for r in each)
+        for endpoint, requests in made.items():
+            assert whole.summary.endpoints[endpoint].requests == len(requests), endpoint
+    finally:
+        store.close()
