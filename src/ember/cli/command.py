@@ -100,7 +100,12 @@ def load_each(paths: Sequence[str], endpoint: str | None = None,
 
     An endpoint none of the inputs holds is an error listing those they hold.
     """
-    loaded = read_inputs(paths, chosen)
+    return only_endpoint(read_inputs(paths, chosen), endpoint)
+
+
+def only_endpoint(loaded: list[Profile], endpoint: str | None) -> list[Profile]:
+    """``loaded`` filtered by ``endpoint``: an error listing the endpoints they
+    hold when none of them holds it."""
     if endpoint is None:
         return loaded
     filtered = [profile.filter(endpoint=endpoint) for profile in loaded]

@@ -11,12 +11,12 @@ from ember.cli.command import (
     Command,
     add_value_argument,
     choose_value,
-    load_each,
+    only_endpoint,
     positive_int,
     require_extension,
     value_choice,
 )
-from ember.cli.inputs import add_store_arguments, selection
+from ember.cli.inputs import add_store_arguments, read_inputs, selection
 from ember.compare import GONE, NEW, ShareChange, align, share_changes
 from ember.errors import FormatError
 from ember.profile import Profile
@@ -46,9 +46,9 @@ class Diff(Command):
         if args.output:
             require_extension(args.output, ".svg")
         # the store options select the same windows of both sides (not one per side)
-        chosen = selection(args)
-        base, = load_each([args.base], args.endpoint, chosen)
-        head, = load_each([args.head], args.endpoint, chosen)
+        base, head = read_inputs([args.base, args.head], selection(args))
+        base, = only_endpoint([base], args.endpoint)
+        head, = only_endpoint([head], args.endpoint)
         value = choose_value([(args.base, base), (args.head, head)], args.value)
         if args.output:
             title = args.title or f"Differential flame graph: {args.base} -> {args.head}"
