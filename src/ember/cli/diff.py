@@ -28,7 +28,8 @@ class Diff(Command):
             "blue shrank); prints the functions whose self share changed most, grown, "
             "shrunk, new or gone. Functions are matched by qualified name and file, so a "
             "function whose first line moved is still one function. Either side may be a "
-            "store; the store options select the same windows of both.")
+            "store; the store options select the same windows of every store side "
+            "(--version is not per side: convert each version to a file to compare them).")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("base", metavar="BASE", help="the profile before")
