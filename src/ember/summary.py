@@ -207,3 +207,24 @@ ENDPOINT_BYTES = (sys.getsizeof(EndpointSummary()) + 2 * sys.getsizeof(_buckets(
 def estimate_bytes(summary: WindowSummary) -> int:
     """Bytes ``summary`` holds (for the history's budget)."""
     return len(summary.endpoints) * ENDPOINT_BYTES + len(summary.gc) * 100
+
+
+def histogram_quantile(q: float, buckets: list[int]) -> float | None:
+    """The ``q`` quantile (0-1) in ns of a histogram over :data:`BOUNDS_NS`, as
+    Prometheus' ``histogram_quantile`` estimates it: the bucket where the
+    cumulative count reaches ``q`` of the total, interpolated linearly between
+    its lower and upper bound (0 below the first); in the bucket above the last
+    bound, that bound. ``None`` for an empty histogram."""
+    total = sum(buckets)
+    if not total:
+        return None
+    rank = q * total
+    below = 0
+    for index, count in enumerate(buckets):
+        if below + count >= rank and count:
+            if index == len(BOUNDS_NS):
+                return float(BOUNDS_NS[-1])
+            lower = BOUNDS_NS[index - 1] if index else 0
+            return lower + (BOUNDS_NS[index] - lower) * (rank - below) / count
+        below += count
+    return float(BOUNDS_NS[-1])  # unreachable: the last non-empty bucket reaches the total

@@ -15,6 +15,7 @@ from ember.cli.command import (
     positive_int,
     value_choice,
 )
+from ember.cli.inputs import add_store_arguments, selection
 
 
 class Advise(Command):
@@ -39,9 +40,11 @@ class Advise(Command):
         add_value_argument(parser)
         parser.add_argument("--endpoint", help="only samples of this endpoint label")
         parser.add_argument("--json", action="store_true", help="machine-readable output")
+        add_store_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        profile, value = load_weighed(args.inputs, args.endpoint, args.value)
+        profile, value = load_weighed(args.inputs, args.endpoint, args.value,
+                                      selection(args))
         kinds: tuple[str, ...] = (packages.APP,)
         if args.include_stdlib:
             kinds += (packages.STDLIB,)

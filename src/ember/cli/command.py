@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from ember import formats
+from ember.cli.inputs import Selection, read_inputs
 from ember.errors import EmberError, FormatError
 from ember.frames import unify_files
 from ember.profile import Profile, merge
@@ -92,12 +93,19 @@ def value_choice(value: str) -> str:
     return _CHOICES[value]
 
 
-def load_each(paths: Sequence[str], endpoint: str | None = None) -> list[Profile]:
-    """Every input file read (format detected from content), filtered by ``endpoint``.
+def load_each(paths: Sequence[str], endpoint: str | None = None,
+              chosen: Selection | None = None) -> list[Profile]:
+    """Every input read (a file's format detected from content; a store queried
+    for the windows ``chosen`` selects), filtered by ``endpoint``.
 
     An endpoint none of the inputs holds is an error listing those they hold.
     """
-    loaded = [formats.load(path) for path in paths]
+    return only_endpoint(read_inputs(paths, chosen), endpoint)
+
+
+def only_endpoint(loaded: list[Profile], endpoint: str | None) -> list[Profile]:
+    """``loaded`` filtered by ``endpoint``: an error listing the endpoints they
+    hold when none of them holds it."""
     if endpoint is None:
         return loaded
     filtered = [profile.filter(endpoint=endpoint) for profile in loaded]
@@ -116,15 +124,16 @@ def combine(profiles: Sequence[Profile]) -> Profile:
     return unified[0] if len(unified) == 1 else merge(unified)
 
 
-def load_inputs(paths: Sequence[str], endpoint: str | None = None) -> Profile:
-    """Every input file read, filtered by ``endpoint`` and merged into one profile."""
-    return combine(load_each(paths, endpoint))
+def load_inputs(paths: Sequence[str], endpoint: str | None = None,
+                chosen: Selection | None = None) -> Profile:
+    """Every input read, filtered by ``endpoint`` and merged into one profile."""
+    return combine(load_each(paths, endpoint, chosen))
 
 
-def load_weighed(paths: Sequence[str], endpoint: str | None,
-                 asked: str | None) -> tuple[Profile, str]:
+def load_weighed(paths: Sequence[str], endpoint: str | None, asked: str | None,
+                 chosen: Selection | None = None) -> tuple[Profile, str]:
     """:func:`load_inputs`, and the Profile value to weigh by (:func:`choose_value`)."""
-    each = load_each(paths, endpoint)
+    each = load_each(paths, endpoint, chosen)
     return combine(each), choose_value(list(zip(paths, each, strict=True)), asked)
 
 

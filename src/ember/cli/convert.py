@@ -16,6 +16,7 @@ from ember.cli.command import (
     load_each,
     value_choice,
 )
+from ember.cli.inputs import Selection, add_store_arguments, selection
 from ember.errors import EmberError
 
 WEIGHED = ("svg", "speedscope")
@@ -31,9 +32,11 @@ class Convert(Command):
         parser.add_argument("-o", "--output", required=True,
                             help="output file: .txt/.folded, .pb.gz/.pprof, .json, .svg")
         _add_value_argument(parser)
+        _add_selection_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        return convert([args.input], args.output, args.value, self.name)
+        return convert([args.input], args.output, args.value, self.name, args.endpoint,
+                       selection(args))
 
 
 class Merge(Command):
@@ -46,9 +49,11 @@ class Merge(Command):
         parser.add_argument("-o", "--output", required=True,
                             help="output file; the format comes from the extension")
         _add_value_argument(parser)
+        _add_selection_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        return convert(args.inputs, args.output, args.value, self.name)
+        return convert(args.inputs, args.output, args.value, self.name, args.endpoint,
+                       selection(args))
 
 
 def _add_value_argument(parser: argparse.ArgumentParser) -> None:
@@ -58,13 +63,19 @@ def _add_value_argument(parser: argparse.ArgumentParser) -> None:
                              "all three, .txt sample counts only")
 
 
-def convert(paths: list[str], output: str, asked: str | None, verb: str) -> int:
+def _add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoint", help="only samples of this endpoint label")
+    add_store_arguments(parser)
+
+
+def convert(paths: list[str], output: str, asked: str | None, verb: str,
+            endpoint: str | None = None, chosen: Selection | None = None) -> int:
     """Read ``paths``, merge them and write ``output`` in the format its extension names."""
     fmt = formats.for_path(output)  # unknown extension: one clear line, nothing read
     if asked is not None and fmt.NAME not in WEIGHED:
         held = "sample counts only" if fmt.NAME == "collapsed" else "every value"
         raise EmberError(f"--value applies to .svg and .json outputs; {output} holds {held}")
-    each = load_each(paths)
+    each = load_each(paths, endpoint, chosen)
     options: dict[str, Any] = {}
     if fmt.NAME in WEIGHED:
         options["value"] = choose_value(list(zip(paths, each, strict=True)), asked)

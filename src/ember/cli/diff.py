@@ -11,11 +11,12 @@ from ember.cli.command import (
     Command,
     add_value_argument,
     choose_value,
-    load_each,
+    only_endpoint,
     positive_int,
     require_extension,
     value_choice,
 )
+from ember.cli.inputs import add_store_arguments, read_inputs, selection
 from ember.compare import GONE, NEW, ShareChange, align, share_changes
 from ember.errors import FormatError
 from ember.profile import Profile
@@ -26,7 +27,9 @@ class Diff(Command):
     help = ("Differential flamegraph from BASE to HEAD (normalised by totals: red grew, "
             "blue shrank); prints the functions whose self share changed most, grown, "
             "shrunk, new or gone. Functions are matched by qualified name and file, so a "
-            "function whose first line moved is still one function.")
+            "function whose first line moved is still one function. Either side may be a "
+            "store; the store options select the same windows of every store side "
+            "(--version is not per side: convert each version to a file to compare them).")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("base", metavar="BASE", help="the profile before")
@@ -38,12 +41,15 @@ class Diff(Command):
         parser.add_argument("--endpoint", help="only samples of this endpoint label")
         parser.add_argument("--json", action="store_true", help="machine-readable output")
         add_value_argument(parser)
+        add_store_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         if args.output:
             require_extension(args.output, ".svg")
-        base, = load_each([args.base], args.endpoint)
-        head, = load_each([args.head], args.endpoint)
+        # the store options select the same windows of both sides (not one per side)
+        base, head = read_inputs([args.base, args.head], selection(args))
+        base, = only_endpoint([base], args.endpoint)
+        head, = only_endpoint([head], args.endpoint)
         value = choose_value([(args.base, base), (args.head, head)], args.value)
         if args.output:
             title = args.title or f"Differential flame graph: {args.base} -> {args.head}"

@@ -13,6 +13,7 @@ from ember.cli.command import (
     require_extension,
     value_choice,
 )
+from ember.cli.inputs import add_store_arguments, selection
 
 
 class Flamegraph(Command):
@@ -29,10 +30,12 @@ class Flamegraph(Command):
                             help="icicle graph: callers hang below the functions that ran")
         parser.add_argument("--endpoint", help="only samples of this endpoint label")
         add_value_argument(parser)
+        add_store_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         require_extension(args.output, ".svg")
-        profile, value = load_weighed(args.inputs, args.endpoint, args.value)
+        profile, value = load_weighed(args.inputs, args.endpoint, args.value,
+                                      selection(args))
         title = args.title or ("Flame graph: " + ", ".join(args.inputs))
         formats.dump(profile, args.output, title=title, subtitle=args.subtitle,
                      inverted=args.inverted, value=value)

@@ -12,12 +12,14 @@ from ember.cli.advise import Advise
 from ember.cli.command import Command
 from ember.cli.convert import Convert, Merge
 from ember.cli.diff import Diff
+from ember.cli.endpoints import Endpoints
 from ember.cli.flamegraph import Flamegraph
 from ember.cli.record import Record
 from ember.cli.top import Top
 from ember.errors import EmberError
 
-COMMANDS: list[type[Command]] = [Record, Flamegraph, Diff, Top, Convert, Merge, Advise]
+COMMANDS: list[type[Command]] = [Record, Flamegraph, Diff, Top, Convert, Merge, Advise,
+                               Endpoints]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,6 +12,7 @@ from ember.cli.command import (
     load_weighed,
     positive_int,
 )
+from ember.cli.inputs import add_store_arguments, selection
 
 
 class Top(Command):
@@ -28,9 +29,11 @@ class Top(Command):
         parser.add_argument("--endpoint", help="only samples of this endpoint label")
         parser.add_argument("--json", action="store_true", help="machine-readable output")
         add_value_argument(parser)
+        add_store_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        profile, value = load_weighed(args.inputs, args.endpoint, args.value)
+        profile, value = load_weighed(args.inputs, args.endpoint, args.value,
+                                      selection(args))
         total = profile.totals().get(value) or 1
         if args.paths:
             paths = profile.top_paths(args.n, value=value)
