@@ -153,4 +153,5 @@ def test_no_import_circle_between_middleware_and_exporters() -> None:
     top, inner = imports(SRC / "metrics.py")
     assert "ember.autostart" not in top and not inner
     top, inner = imports(SRC / "autostart.py")
-    assert inner == {"ember.metrics"}  # prometheus-client is optional: imported when wanted
+    # imported when wanted: prometheus-client is optional, the store only with EMBER_STORE
+    assert inner == {"ember.metrics", "ember.store", "ember.store.sink"}
