@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import io
 import re
 import sysconfig
 from typing import Any
+
+from hypothesis import strategies as st
 
 from ember import Frame, Metadata, Profile, make_labels
 from ember.formats import svg
@@ -78,3 +81,24 @@ def awkward_profile() -> Profile:
     deep = [AWKWARD[0]] + [AWKWARD[1], AWKWARD[2]] * 250  # 501 frames, recursive
     p.add(deep, samples=3, cpu_ns=30_000_000, wall_ns=30_000_000, labels=post)
     return p
+
+
+# -- fuzzing -----------------------------------------------------------------------------
+
+
+def mutate(draw: st.DrawFn, data: bytes, *, gzipped: bool, edits: tuple[int, int]) -> bytes:
+    """``data`` with between ``edits`` bytes flipped, runs cut or bytes inserted;
+    a gzipped file is (sometimes) inflated first, so that the edits reach the
+    protobuf inside rather than only break the gzip."""
+    rewrap = gzipped and draw(st.booleans())
+    buf = bytearray(gzip.decompress(data) if rewrap else data)
+    for _ in range(draw(st.integers(*edits))):
+        at = draw(st.integers(0, max(len(buf) - 1, 0)))
+        action = draw(st.sampled_from(["flip", "cut", "insert"]))
+        if action == "flip" and buf:
+            buf[at] ^= draw(st.integers(1, 255))
+        elif action == "cut":
+            del buf[at:at + draw(st.integers(1, 64))]
+        else:
+            buf[at:at] = draw(st.binary(min_size=1, max_size=16))
+    return gzip.compress(bytes(buf)) if rewrap else bytes(buf)

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from ember import Frame, Profile, formats, make_labels
 from ember.cli.main import main
-from profiles import awkward_profile, sample_profile
+from profiles import awkward_profile, mutate, sample_profile
 from support import deadline
 
 EXAMPLES = 300
@@ -115,23 +115,9 @@ def written(profile: Profile, name: str) -> bytes:
 @st.composite
 def mutated(draw: st.DrawFn, name: str) -> bytes:
     """A valid file of format ``name``, or one with a few bytes flipped, cut or inserted."""
-    data = bytearray(written(draw(st.sampled_from([sample_profile(), awkward_profile()])
-                                  | profiles()), name))
-    if name == "pprof" and draw(st.booleans()):
-        data = bytearray(gzip.decompress(bytes(data)))  # mutate the protobuf, not the gzip
-        rewrap = True
-    else:
-        rewrap = False
-    for _ in range(draw(st.integers(0, 4))):  # 0: the valid file itself
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        action = draw(st.sampled_from(["flip", "cut", "insert"]))
-        if action == "flip" and data:
-            data[at] ^= draw(st.integers(1, 255))
-        elif action == "cut":
-            del data[at:at + draw(st.integers(1, 64))]
-        else:
-            data[at:at] = draw(st.binary(min_size=1, max_size=16))
-    return gzip.compress(bytes(data)) if rewrap else bytes(data)
+    data = written(draw(st.sampled_from([sample_profile(), awkward_profile()]) | profiles()),
+                   name)
+    return mutate(draw, data, gzipped=name == "pprof", edits=(0, 4))  # 0: the valid file
 
 
 def collapsed_lines() -> st.SearchStrategy[bytes]:

@@ -10,6 +10,7 @@ import random
 import resource
 import time
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -223,17 +224,22 @@ def test_a_32_kb_gzip_bomb_is_a_format_error_within_little_memory(tmp_path: Path
     assert grown < 400 << 20  # far under the 1 GiB that inflating was allowed
 
 
+def refusal_peak(read: Callable[[], object]) -> int:
+    """Peak bytes traced while ``read()`` refuses its input as too large."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(FormatError, match="too large for ember to read"):
+            read()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 @pytest.mark.parametrize("name", sorted(BOMBS))
 def test_every_kind_of_tiny_field_meets_the_budget(name: str) -> None:
     budget = 16 << 20
     data = bomb(BOMBS[name], 8 << 20)
-    tracemalloc.start()
-    try:
-        with pytest.raises(FormatError, match="too large for ember to read"):
-            pprof.read(io.BytesIO(data), "bomb.pb.gz", budget=budget)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = refusal_peak(lambda: pprof.read(io.BytesIO(data), "bomb.pb.gz", budget=budget))
     assert peak < 2 * budget
 
 
@@ -241,13 +247,7 @@ def test_every_kind_of_tiny_field_meets_the_budget(name: str) -> None:
 def test_one_huge_sample_meets_the_budget(field: bytes) -> None:
     budget = 16 << 20
     data = gzip.compress(one_sample_of(field, 8 << 20))
-    tracemalloc.start()
-    try:
-        with pytest.raises(FormatError, match="too large for ember to read"):
-            pprof.read(io.BytesIO(data), "bomb.pb.gz", budget=budget)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = refusal_peak(lambda: pprof.read(io.BytesIO(data), "bomb.pb.gz", budget=budget))
     assert peak < 2 * budget
 
 
@@ -310,13 +310,7 @@ def many_samples_speedscope(n: int) -> bytes:
 def test_a_speedscope_file_past_the_budget_is_refused_before_parsing() -> None:
     data = many_samples_speedscope(200_000)  # ~3 MB of text, ~120 MB once parsed
     budget = 32 << 20
-    tracemalloc.start()
-    try:
-        with pytest.raises(FormatError, match="too large for ember to read"):
-            speedscope.read(io.BytesIO(data), "big.json", budget=budget)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak = refusal_peak(lambda: speedscope.read(io.BytesIO(data), "big.json", budget=budget))
     assert peak < 3 * len(data)  # refused from the bytes, no object built for them
 
 
