@@ -169,7 +169,9 @@ def test_a_signal_to_ember_ends_py_spy_s_recording_with_its_profile(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         assert ember_run.stdout is not None
-        assert ember_run.stdout.readline().strip() == "ready"
+        # py-spy may print its own banner on the same stdout first
+        lines = iter(ember_run.stdout.readline, "")
+        assert "ready" in (line.strip() for line in lines)
         time.sleep(1.5)  # py-spy samples the program meanwhile
         ember_run.send_signal(sig)
         _, err = ember_run.communicate(timeout=30)
@@ -185,7 +187,7 @@ def test_a_signal_to_ember_ends_py_spy_s_recording_with_its_profile(
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(ember_run.pid, signal.SIGKILL)
-        ember_run.wait()
+        ember_run.communicate()  # reaps it and closes its pipes
 
 
 def session_processes(sid: int) -> list[str]:
