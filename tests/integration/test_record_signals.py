@@ -152,6 +152,21 @@ def test_a_signal_ends_the_program_and_the_profile_is_written(
         assert "KeyboardInterrupt" in err  # the program's own, as python prints it
 
 
+@pytest.mark.parametrize("gap", [0.0, 0.0005, 0.002, 0.01])
+def test_a_second_sigint_while_the_program_ends_still_writes_the_profile(
+        record: Start, gap: float) -> None:
+    """A SIGINT to the process group reaches the program, and ember passes its own
+    on: two, close together. The second may land while the first one's
+    KeyboardInterrupt is on its way out, before the profile is written."""
+    run = record()
+    run.kill("program", signal.SIGINT)
+    time.sleep(gap)
+    with contextlib.suppress(ProcessLookupError):
+        run.kill("program", signal.SIGINT)
+    code, err = run.end()
+    assert_recorded(run, code, err, 128 + signal.SIGINT)
+
+
 def test_a_handler_the_program_installs_replaces_ours(record: Start) -> None:
     run = record(program(before_main="""
         def on_term(signum, frame):

@@ -24,6 +24,7 @@ what was written and the sampler's figures: ``ember record`` reports from it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -205,6 +206,10 @@ def main() -> None:
     config = Config.from_env(rate=float(rate) if rate else None, mode=settings["mode"],
                              window=0, max_windows=1, budget=float(budget) if budget else 0.0)
     recording = _Recording(settings["output"], Sampler(config).start(), settings["status"])
+    # The last resort: a second Ctrl-C can interrupt the ending below before the
+    # writing holds signals; the interpreter's exit then writes (before the
+    # sampler's own exit hook, registered earlier, stops it).
+    atexit.register(recording.finish)
     _Endings(recording).install()
     if settings["progress"]:
         EmberThread(target=_show_progress, args=(recording,), daemon=True,
